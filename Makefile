@@ -1,0 +1,33 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make report` and `make test`.
+# Each creates .venv on first use and installs the project (and its [test] extra) from pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: report test bench lint clean
+
+report: $(STAMP)  ## render the report (Quarto if installed, else the built-in engine) into _book/
+	$(VENV)/bin/sgdlab render
+
+test: $(STAMP)  ## the test suite (unit, property, contract and report tests)
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## time the reference loop against the batched engine, and peak memory
+	$(VENV)/bin/sgdlab bench
+	$(PY) benchmarks/memory.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sgdlab needs Python 3.11 or newer; set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch is pinned to 2.13.0 in pyproject.toml: its CPU wheel, not gigabytes of CUDA packages
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) _book .pytest_cache .hypothesis

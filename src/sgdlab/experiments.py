@@ -1,0 +1,285 @@
+"""The article's experiments: one function each, a frozen config in, a typed result out.
+
+`baseline` is section 五 (D2L's linear regression, three implementations side by side);
+`toy_*` are the four runs of 问题1. Nothing here prints or plots.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import pandas as pd
+import torch
+
+from . import d2l, data, engine, theory
+
+# What the article printed for section 五 (seed 20, lr 0.0003, 300 epochs, batch 10).
+ARTICLE_BASELINE = {"final_loss": 0.000049, "w_error": [0.0004, -0.0008], "b_error": 0.0008}
+
+
+class ConfigError(ValueError):
+    """A configuration a user asked for that cannot run (bad lr, batch size, epochs...)."""
+
+
+class Diverged(RuntimeError):
+    """The training loss became inf or NaN."""
+
+    def __init__(self, name: str, step: int, lr: float):
+        super().__init__(f"{name}: training diverged at step {step} (loss became inf/NaN); lower --lr (now {lr:g})")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Seeds: data and init replay `torch.manual_seed(seed)`; batch order is its own stream."""
+
+    seed: int = 20
+    lr: float = 0.0003
+    epochs: int = 300
+    batch_size: int = 10
+
+    def validate(self, n: int) -> None:
+        """Raise ConfigError naming the first bad value."""
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not 1 <= self.batch_size <= n:
+            raise ConfigError(f"--batch-size must be between 1 and the data size {n}, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be ≥ 0, got {self.seed}")
+
+
+def _params_frame(params: torch.Tensor, loss: torch.Tensor, names: list[str], index: dict) -> pd.DataFrame:
+    """A history DataFrame: index columns, loss, one column per parameter. params: (T, p)."""
+    frame = pd.DataFrame(index)
+    frame["loss"] = loss.double().numpy()
+    for j, name in enumerate(names):
+        frame[name] = params[:, j].double().numpy()
+    return frame
+
+
+def _check(traj: engine.Trajectory, name: str, lr: float) -> None:
+    if bool(traj.diverged.any()):
+        raise Diverged(name, int(traj.diverged_step[traj.diverged].min()), lr)
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Section 五 regenerated: histories per implementation, final parameters, the floor."""
+
+    config: RunConfig
+    data: data.Dataset
+    history: pd.DataFrame  # implementation, epoch, loss, w1, w2, b
+    final: pd.DataFrame  # one row per implementation: final_loss, w1, w2, b, w_error..., b_error
+    loss_floor: float  # closed-form training loss (D2L's ½ loss), float64
+    true_w: tuple[float, ...] = data.TRUE_W
+    true_b: float = data.TRUE_B
+
+    def summary(self) -> dict:
+        rows = self.final.set_index("implementation")
+        scratch = rows.loc["scratch"]
+        return {
+            "experiment": "baseline",
+            **asdict(self.config),
+            "final_loss": float(scratch.final_loss),
+            "w_error": [float(scratch.w1_error), float(scratch.w2_error)],
+            "b_error": float(scratch.b_error),
+            "loss_floor": self.loss_floor,
+            "implementations": {
+                name: {"final_loss": float(r.final_loss), "w": [float(r.w1), float(r.w2)], "b": float(r.b)}
+                for name, r in rows.iterrows()
+            },
+            "article": ARTICLE_BASELINE,
+        }
+
+
+def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
+    """D2L 3.2 on y = Xw + b + ε: scratch (engine), concise (nn.Linear + optim.SGD), closed form."""
+    gen = data.generator(config.seed)
+    ds = data.d2l_data(gen)
+    config.validate(ds.n)
+    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)  # the article's init, same stream
+    orders = data.batch_orders(ds.n, config.epochs, data.generator(config.seed, "order"))
+    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)  # (3, 1): w1, w2, b
+
+    traj = engine.train(ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size)
+    _check(traj, "baseline", config.lr)
+    concise_steps = d2l.concise(ds.X, ds.y, w0, 0.0, config.lr, orders, batch_size=config.batch_size)
+    concise_epochs = concise_steps[:: traj.steps_per_epoch]  # (E+1, 3)
+    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y, 1)
+    concise_loss = engine.full_loss(engine.Model(), Xr, yr, concise_epochs.T.unsqueeze(-1).permute(1, 0, 2), "half")
+    if not bool(torch.isfinite(concise_loss).all()):
+        raise Diverged("baseline (concise)", int((~torch.isfinite(concise_loss)).nonzero()[0, 0]), config.lr)
+
+    fit = theory.least_squares(ds.X, ds.y, bias=True)
+    epochs = {"epoch": range(config.epochs + 1)}
+    names = ["w1", "w2", "b"]
+    history = pd.concat(
+        [
+            _params_frame(traj.epoch_params[:, :, 0], traj.epoch_loss[:, 0], names, {"implementation": "scratch", **epochs}),
+            _params_frame(concise_epochs, concise_loss[:, 0], names, {"implementation": "concise", **epochs}),
+        ],
+        ignore_index=True,
+    )
+    final = history.groupby("implementation", sort=False).tail(1).drop(columns="epoch")
+    final = pd.concat(
+        [final.rename(columns={"loss": "final_loss"}),
+         pd.DataFrame([{"implementation": "closed_form", "final_loss": fit.loss_floor,
+                        **dict(zip(names, fit.theta.tolist()))}])],
+        ignore_index=True,
+    )
+    final["w1_error"] = data.TRUE_W[0] - final.w1
+    final["w2_error"] = data.TRUE_W[1] - final.w2
+    final["b_error"] = data.TRUE_B - final.b
+    return BaselineResult(config, ds, history, final.reset_index(drop=True), fit.loss_floor)
+
+
+# --------------------------------------------------------------------------- toy runs
+
+
+@dataclass(frozen=True)
+class ToyConfig(RunConfig):
+    """The article's 问题1 loop: w starts at 2, batches of one, loss (ŷ-y)², sgd dividing by 10."""
+
+    lr: float = 0.3
+    epochs: int = 8
+    batch_size: int = 1
+    grad_divisor: int = 10  # the article's global batch_size, left over from section 五
+    noisy: bool = False  # last label 3.1 instead of 3
+    bias: bool = False
+    piecewise: bool = False  # + 0.1 where ŷ ≥ 3
+
+    @property
+    def effective_lr(self) -> float:
+        """The step size per sample actually taken: lr / grad_divisor."""
+        return self.lr / self.grad_divisor
+
+    @property
+    def model(self) -> engine.Model:
+        return engine.Model(bias=self.bias, jump_at=3.0 if self.piecewise else None, jump_height=0.1)
+
+
+TOY_RUNS = {
+    "toy-clean": ToyConfig(),
+    "toy-noisy": ToyConfig(noisy=True, epochs=30000),
+    "toy-bias": ToyConfig(noisy=True, bias=True, epochs=30000),
+    "toy-piecewise": ToyConfig(noisy=True, piecewise=True),
+}
+
+
+@dataclass(frozen=True)
+class ToyResult:
+    """One 问题1 run: the per-step log (the article prints the loss after every step)."""
+
+    name: str
+    config: ToyConfig
+    history: pd.DataFrame  # step, epoch, loss, w, b — row 0 is the initial point
+    ols_w: float  # the best parameters of this model on this data (least squares, float64)
+    ols_b: float
+    loss_floor: float  # the training loss at (ols_w, ols_b): the lowest this model can reach
+
+    @property
+    def first_zero_epoch(self) -> int | None:
+        """First epoch in which the printed loss (f"{loss:f}", as the article) reads 0.000000."""
+        printed = self.history.loss.iloc[1:].map(lambda v: f"{v:f}")
+        zero = self.history.epoch.iloc[1:][printed == "0.000000"]
+        return int(zero.iloc[0]) if len(zero) else None
+
+    def summary(self) -> dict:
+        last = self.history.iloc[-1]
+        return {
+            "experiment": self.name,
+            **asdict(self.config),
+            "effective_lr": self.config.effective_lr,
+            "final_loss": float(last.loss),
+            "w": float(last.w),
+            "b": float(last.b),
+            "ols_w": self.ols_w,
+            "ols_b": self.ols_b,
+            "loss_floor": self.loss_floor,
+            "first_zero_epoch": self.first_zero_epoch,
+        }
+
+
+def toy(name: str, config: ToyConfig | None = None) -> ToyResult:
+    """Run one of the article's toy experiments (see TOY_RUNS) on the engine."""
+    config = TOY_RUNS[name] if config is None else config
+    ds = data.toy_data(config.noisy)
+    config.validate(ds.n)
+    orders = data.batch_orders(ds.n, config.epochs, data.generator(config.seed, "order"))
+    theta0 = torch.tensor([[2.0]] + ([[0.0]] if config.bias else []))  # w = 2 (and b = 0)
+    traj = engine.train(
+        ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size, model=config.model,
+        loss="plain", grad_divisor=config.grad_divisor, record_steps=True,
+    )
+    _check(traj, name, config.lr)
+    Xr, yr = engine.runs_last(engine.augment(ds.X, config.bias), ds.y, 1)
+    losses = engine.full_loss(config.model, Xr, yr, traj.step_params, "plain")[:, 0]
+    params = traj.step_params[:, :, 0]
+    total = params.shape[0] - 1
+    steps = pd.DataFrame({
+        "step": range(total + 1),
+        "epoch": [0] + [1 + s // traj.steps_per_epoch for s in range(total)],
+        "loss": losses.double().numpy(),
+        "w": params[:, 0].double().numpy(),
+        "b": params[:, 1].double().numpy() if config.bias else 0.0,
+    })
+    return ToyResult(name, config, steps, *toy_optimum(config))
+
+
+def toy_optimum(config: ToyConfig) -> tuple[float, float, float]:
+    """(w*, b*, loss floor) of the toy config's model on its data, in float64."""
+    ds = data.toy_data(config.noisy, dtype=torch.float64)
+    if config.piecewise:
+        model = config.model
+        w, floor = theory.jump_least_squares(ds.X, ds.y, model.jump_at, model.jump_height, "plain")
+        return w, 0.0, floor
+    fit = theory.least_squares(ds.X, ds.y, bias=config.bias, loss="plain")
+    return float(fit.theta[0]), float(fit.theta[1]) if config.bias else 0.0, fit.loss_floor
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: its default config, the function that runs it, a one-line description."""
+
+    name: str
+    description: str
+    config: RunConfig
+    run: object = field(repr=False)
+
+
+def _toy_runner(name):
+    return lambda config: toy(name, config)
+
+
+EXPERIMENTS = {
+    "baseline": Experiment(
+        "baseline", "the article's section 五: D2L linear regression, scratch vs concise vs closed form",
+        RunConfig(), baseline,
+    ),
+    "toy-clean": Experiment("toy-clean", "问题1: y = x on x = 0..3, w·x — loss reaches zero by epoch 8",
+                            TOY_RUNS["toy-clean"], _toy_runner("toy-clean")),
+    "toy-noisy": Experiment("toy-noisy", "问题1: last label 3.1, w·x — the loss stalls at the least-squares floor",
+                            TOY_RUNS["toy-noisy"], _toy_runner("toy-noisy")),
+    "toy-bias": Experiment("toy-bias", "问题1: last label 3.1, w·x + b — a bias lowers the floor but not to zero",
+                           TOY_RUNS["toy-bias"], _toy_runner("toy-bias")),
+    "toy-piecewise": Experiment("toy-piecewise", "问题1: last label 3.1, the article's +0.1 jump where ŷ ≥ 3 — zero again",
+                                TOY_RUNS["toy-piecewise"], _toy_runner("toy-piecewise")),
+}
+
+
+def run(name: str, **overrides) -> object:
+    """Run a registered experiment with its defaults, overriding any of seed, lr, epochs, batch_size."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; `sgdlab list` shows the experiments")
+    experiment = EXPERIMENTS[name]
+    config = replace(experiment.config, **{k: v for k, v in overrides.items() if v is not None})
+    return experiment.run(config)

@@ -1,0 +1,46 @@
+"""Figures of the article's own experiments: the baseline data and losses, the toy runs."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from ..experiments import BaselineResult, ToyResult
+from .style import PALETTE, figure
+
+
+def baseline_data(result: BaselineResult) -> Figure:
+    """The article's scatter: the second feature against the label, as in its section 二."""
+    fig, ax = figure(width=5.0, height=3.4)
+    X, y = result.data.X, result.data.y
+    ax.scatter(X[:, 1].numpy(), y.numpy(), s=4, alpha=0.6, color=PALETTE[0], linewidths=0)
+    ax.set_xlabel("feature $x_2$")
+    ax.set_ylabel("label $y$")
+    return fig
+
+
+def baseline_loss(result: BaselineResult) -> Figure:
+    """Training loss per epoch for scratch and concise, with the closed-form floor."""
+    fig, ax = figure()
+    for (name, frame), style in zip(result.history.groupby("implementation", sort=False), ["-", "--"]):
+        ax.plot(frame.epoch, frame.loss, style, label=name, lw=1.6)
+    ax.axhline(result.loss_floor, color="black", lw=0.8, ls=":", label="closed-form floor")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (½ squared error)")
+    ax.legend()
+    return fig
+
+
+def toy_loss(result: ToyResult) -> Figure:
+    """Per-step training loss of one toy run on a log scale, with its least-squares floor."""
+    fig, ax = figure()
+    steps = result.history
+    ax.plot(steps.step, steps.loss.clip(lower=1e-16), lw=1.0, label=f"SGD ({result.name})")
+    if result.loss_floor > 0:
+        ax.axhline(result.loss_floor, color="black", lw=0.8, ls=":", label="least-squares floor")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (squared error)")
+    ax.legend()
+    return fig
