@@ -44,6 +44,7 @@ def sgd(params, lr, batch_size):
 
 
 LOSSES = {"half": squared_loss, "plain": simple_squared_loss}
+PLAIN_LINEAR = Model()
 
 
 def _forward(model: Model, X, w, b):
@@ -51,7 +52,7 @@ def _forward(model: Model, X, w, b):
     return y_hat if model.jump_at is None else simple_non_linearity(y_hat, model.jump_at, model.jump_height)
 
 
-def scratch(X, y, w0, b0, lr, orders, *, batch_size, model=Model(), loss="half", grad_divisor=None):
+def scratch(X, y, w0, b0, lr, orders, *, batch_size, model=PLAIN_LINEAR, loss="half", grad_divisor=None):
     """The article's training loop. Returns parameters after every step, (T+1, p)."""
     w = w0.clone().reshape(-1, 1).requires_grad_(True)  # (d, 1)
     b = torch.tensor([float(b0)], dtype=X.dtype).requires_grad_(True) if model.bias else None
@@ -69,7 +70,7 @@ def scratch(X, y, w0, b0, lr, orders, *, batch_size, model=Model(), loss="half",
     return torch.stack(trail)
 
 
-def concise(X, y, w0, b0, lr, orders, *, batch_size, model=Model(), loss="half", grad_divisor=None):
+def concise(X, y, w0, b0, lr, orders, *, batch_size, model=PLAIN_LINEAR, loss="half", grad_divisor=None):
     """D2L 3.3's training loop, step-matched to `scratch`. Returns parameters per step, (T+1, p).
 
     nn.MSELoss averages (ŷ-y)² over the b samples of a batch, so its gradient is (2/b) Σ x r;

@@ -35,6 +35,9 @@ class Model:
         return y_hat
 
 
+LINEAR = Model()
+
+
 @dataclass(frozen=True)
 class Trajectory:
     """What `train` records. Index 0 of the epoch/step axes is the initial point."""
@@ -79,7 +82,7 @@ def train(
     orders: torch.Tensor,
     *,
     batch_size: int,
-    model: Model = Model(),
+    model: Model = LINEAR,
     loss: str = "half",
     grad_divisor: float | None = None,
     lr_decay_steps: float | None = None,

@@ -121,7 +121,9 @@ def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     names = ["w1", "w2", "b"]
     history = pd.concat(
         [
-            _params_frame(traj.epoch_params[:, :, 0], traj.epoch_loss[:, 0], names, {"implementation": "scratch", **epochs}),
+            _params_frame(
+                traj.epoch_params[:, :, 0], traj.epoch_loss[:, 0], names, {"implementation": "scratch", **epochs}
+            ),
             _params_frame(concise_epochs, concise_loss[:, 0], names, {"implementation": "concise", **epochs}),
         ],
         ignore_index=True,
@@ -130,7 +132,7 @@ def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     final = pd.concat(
         [final.rename(columns={"loss": "final_loss"}),
          pd.DataFrame([{"implementation": "closed_form", "final_loss": fit.loss_floor,
-                        **dict(zip(names, fit.theta.tolist()))}])],
+                        **dict(zip(names, fit.theta.tolist(), strict=True))}])],
         ignore_index=True,
     )
     final["w1_error"] = data.TRUE_W[0] - final.w1
@@ -271,8 +273,10 @@ EXPERIMENTS = {
                             TOY_RUNS["toy-noisy"], _toy_runner("toy-noisy")),
     "toy-bias": Experiment("toy-bias", "问题1: last label 3.1, w·x + b — a bias lowers the floor but not to zero",
                            TOY_RUNS["toy-bias"], _toy_runner("toy-bias")),
-    "toy-piecewise": Experiment("toy-piecewise", "问题1: last label 3.1, the article's +0.1 jump where ŷ ≥ 3 — zero again",
-                                TOY_RUNS["toy-piecewise"], _toy_runner("toy-piecewise")),
+    "toy-piecewise": Experiment(
+        "toy-piecewise", "问题1: last label 3.1, the article's +0.1 jump where ŷ ≥ 3 — zero again",
+        TOY_RUNS["toy-piecewise"], _toy_runner("toy-piecewise"),
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -51,7 +52,9 @@ def noise_floor(sigma: float, n: int, p: int) -> float:
     return sigma**2 / 2 * (n - p) / n
 
 
-def jump_least_squares(x: torch.Tensor, y: torch.Tensor, jump_at: float, jump_height: float, loss: str = "plain") -> tuple[float, float]:
+def jump_least_squares(
+    x: torch.Tensor, y: torch.Tensor, jump_at: float, jump_height: float, loss: str = "plain"
+) -> tuple[float, float]:
     """Best w and loss for the article's ŷ = wx + jump_height·[wx ≥ jump_at] (no bias), exactly.
 
     The jump set {i : w x_i ≥ jump_at} only changes at w = jump_at / x_i, so on each interval
@@ -68,7 +71,7 @@ def jump_least_squares(x: torch.Tensor, y: torch.Tensor, jump_at: float, jump_he
     edges = sorted({jump_at / float(v) for v in x if v != 0})
     bounds = [-float("inf"), *edges, float("inf")]
     candidates = list(edges)
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         probe = (lo + hi) / 2 if abs(lo) < float("inf") > abs(hi) else (hi - 1 if lo == -float("inf") else lo + 1)
         jumped = (probe * x >= jump_at).double()
         w = float((x * (y - jump_height * jumped)).sum() / (x * x).sum())

@@ -21,7 +21,7 @@ def baseline_data(result: BaselineResult) -> Figure:
 def baseline_loss(result: BaselineResult) -> Figure:
     """Training loss per epoch for scratch and concise, with the closed-form floor."""
     fig, ax = figure()
-    for (name, frame), style in zip(result.history.groupby("implementation", sort=False), ["-", "--"]):
+    for (name, frame), style in zip(result.history.groupby("implementation", sort=False), ["-", "--"], strict=True):
         ax.plot(frame.epoch, frame.loss, style, label=name, lw=1.6)
     ax.axhline(result.loss_floor, color="black", lw=0.8, ls=":", label="closed-form floor")
     ax.set_yscale("log")

@@ -1,0 +1,77 @@
+"""The command-line contract of DESIGN.md, run as a user runs it (a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def sgdlab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sgdlab.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_list_names_every_experiment():
+    out = sgdlab("list")
+    assert out.returncode == 0
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert names == ["baseline", "toy-clean", "toy-noisy", "toy-bias", "toy-piecewise"]
+
+
+def test_run_json_is_one_object_and_deterministic():
+    a = sgdlab("run", "toy-noisy", "--epochs", "300", "--json")
+    b = sgdlab("run", "toy-noisy", "--epochs", "300", "--json")
+    assert a.returncode == 0 and a.stdout == b.stdout
+    summary = json.loads(a.stdout)
+    assert {"final_loss", "w", "b", "ols_w", "ols_b", "loss_floor", "epochs", "first_zero_epoch"} <= summary.keys()
+    assert summary["epochs"] == 300
+
+
+def test_out_writes_history_summary_and_figure(tmp_path):
+    out = sgdlab("run", "toy-clean", "--out", str(tmp_path / "o"), "--json")
+    assert out.returncode == 0
+    assert (tmp_path / "o" / "history.csv").read_text().startswith("step,epoch,loss,w,b")
+    assert json.loads((tmp_path / "o" / "summary.json").read_text()) == json.loads(out.stdout)
+    assert (tmp_path / "o" / "toy-clean.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "toy-clean", "--lr", "0"], "--lr"),
+        (["run", "toy-clean", "--lr", "nan"], "--lr"),
+        (["run", "toy-clean", "--lr", "abc"], "--lr"),
+        (["run", "toy-clean", "--batch-size", "0"], "--batch-size"),
+        (["run", "toy-clean", "--batch-size", "99"], "--batch-size"),
+        (["run", "toy-clean", "--epochs", "0"], "--epochs"),
+        (["run", "toy-clean", "--epochs", "1.5"], "--epochs"),
+        (["run", "toy-clean", "--out", "/proc/forbidden/x"], "--out"),
+        (["frobnicate"], "invalid choice"),
+        (["render", "--engine", "latex"], "--engine"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, fragment):
+    out = sgdlab(*args)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in out.stderr
+
+
+def test_unwritable_out_dir(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    out = sgdlab("run", "toy-clean", "--out", str(locked))
+    locked.chmod(0o700)
+    if out.returncode == 0:  # root ignores permission bits
+        pytest.skip("running as root: permission bits are not enforced")
+    assert out.returncode == 2 and "--out" in out.stderr
+
+
+def test_divergence_exits_3_naming_the_step():
+    out = sgdlab("run", "toy-clean", "--lr", "30", "--json")
+    assert out.returncode == 3
+    assert out.stdout == ""
+    assert "diverged at step" in out.stderr and "Traceback" not in out.stderr

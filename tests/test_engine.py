@@ -1,0 +1,155 @@
+"""The batched engine against the article's autograd loop, closed-form gradients and itself."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sgdlab import d2l, data, engine, theory
+
+TOY_MODELS = [
+    engine.Model(bias=False),
+    engine.Model(bias=True),
+    engine.Model(bias=False, jump_at=3.0, jump_height=0.1),
+]
+
+
+def _baseline_problem(seed=20, n=1000):
+    gen = data.generator(seed)
+    ds = data.d2l_data(gen, n=n)
+    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)
+    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
+    return ds, w0, theta0
+
+
+def test_one_step_equals_closed_form_gradient():
+    """θ1 = θ0 − lr · Xᵀ(Xθ0 − y)/B for D2L's ½ loss, computed independently in float64."""
+    ds, _, theta0 = _baseline_problem()
+    order = torch.arange(ds.n).unsqueeze(0)
+    traj = engine.train(ds.X, ds.y, theta0, 0.1, order, batch_size=ds.n, record_steps=True)
+    Xa = engine.augment(ds.X.double(), True)
+    grad = Xa.T @ (Xa @ theta0.double().squeeze(1) - ds.y.double()) / ds.n
+    expected = theta0.double().squeeze(1) - 0.1 * grad
+    assert torch.allclose(traj.step_params[1, :, 0].double(), expected, rtol=0, atol=1e-6)
+
+
+def test_toy_runs_are_bit_identical_to_the_article_loop():
+    """With batches of one, every operation is a single product or sum: no summation order to differ."""
+    for noisy in (False, True):
+        ds = data.toy_data(noisy)
+        orders = data.batch_orders(ds.n, 50, data.generator(3, "order"))
+        for model in TOY_MODELS:
+            ref = d2l.scratch(ds.X, ds.y, torch.tensor([2.0]), 0.0, 0.3, orders, batch_size=1,
+                              model=model, loss="plain", grad_divisor=10)
+            theta0 = torch.tensor([[2.0]] + ([[0.0]] if model.bias else []))
+            traj = engine.train(ds.X, ds.y, theta0, 0.3, orders, batch_size=1, model=model,
+                                loss="plain", grad_divisor=10, record_steps=True)
+            assert torch.equal(traj.step_params[:, :, 0], ref), model
+
+
+def test_baseline_follows_the_article_loop_within_rounding():
+    """Mini-batches of 10: autograd's matmul (BLAS, fused multiply-adds) and the engine's
+    multiply-then-sum round differently in the last bit; gradient descent contracts those
+    errors instead of amplifying them, so 300 epochs stay within a few float32 ulps of |θ| ≈ 4."""
+    ds, w0, theta0 = _baseline_problem()
+    orders = data.batch_orders(ds.n, 20, data.generator(20, "order"))
+    ref = d2l.scratch(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
+    traj = engine.train(ds.X, ds.y, theta0, 0.03, orders, batch_size=10, record_steps=True)
+    assert (traj.step_params[:, :, 0] - ref).abs().max() < 4 * torch.finfo(torch.float32).eps * 4.2
+
+
+def test_concise_follows_scratch_within_rounding():
+    """nn.MSELoss + optim.SGD at lr·b/(2·divisor) takes the same step as scratch, rounded differently."""
+    ds, w0, _ = _baseline_problem(n=200)
+    orders = data.batch_orders(ds.n, 10, data.generator(1, "order"))
+    ref = d2l.scratch(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
+    con = d2l.concise(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
+    assert (con - ref).abs().max() < 4 * torch.finfo(torch.float32).eps * 4.2
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 40),
+    batch_size=st.integers(1, 8),
+    lr=st.floats(1e-3, 0.2),
+    bias=st.booleans(),
+    loss=st.sampled_from(["half", "plain"]),
+)
+def test_engine_tracks_autograd_over_random_configs(seed, n, batch_size, lr, bias, loss):
+    """Property: any config, a run inside a batch of K = 3 follows the autograd loop within rounding."""
+    batch_size = min(batch_size, n)
+    gen = data.generator(seed)
+    ds = data.d2l_data(gen, n=n)
+    w0 = torch.normal(0, 1, size=(2, 1), generator=gen)
+    orders = data.batch_orders(n, 5, data.generator(seed, "order"))
+    model = engine.Model(bias=bias)
+    ref = d2l.scratch(ds.X, ds.y, w0, 0.5, lr, orders, batch_size=batch_size, model=model, loss=loss)
+    theta0 = torch.cat([w0.flatten(), torch.tensor([0.5])]) if bias else w0.flatten()
+    lrs = torch.tensor([lr * 0.5, lr, lr * 0.25])  # the run under test is the middle one
+    traj = engine.train(ds.X, ds.y, theta0.unsqueeze(1).repeat(1, 3), lrs, orders,
+                        batch_size=batch_size, model=model, loss=loss, record_steps=True)
+    scale = ref.abs().max().clamp(min=1.0)
+    assert torch.allclose(traj.step_params[:, :, 1], ref, rtol=0, atol=1e-5 * float(scale))
+
+
+def test_full_batch_gradient_descent_converges_to_least_squares():
+    ds, _, theta0 = _baseline_problem()
+    fit = theory.least_squares(ds.X, ds.y, bias=True)
+    order = torch.arange(ds.n).repeat(400, 1)
+    traj = engine.train(ds.X.double(), ds.y.double(), theta0.double(), 0.5, order, batch_size=ds.n)
+    assert torch.allclose(traj.epoch_params[-1, :, 0], fit.theta, rtol=0, atol=1e-10)
+    assert abs(float(traj.epoch_loss[-1, 0]) - fit.loss_floor) < 1e-15
+
+
+def test_runs_are_independent():
+    """Changing one run's learning rate leaves every other run's trajectory bit-identical."""
+    ds, _, theta0 = _baseline_problem(n=100)
+    orders = data.batch_orders(ds.n, 5, data.generator(0, "order"))
+    lrs = torch.tensor([0.01, 0.02, 0.03, 0.04])
+    a = engine.train(ds.X, ds.y, theta0.repeat(1, 4), lrs, orders, batch_size=10)
+    lrs[2] = 0.5
+    b = engine.train(ds.X, ds.y, theta0.repeat(1, 4), lrs, orders, batch_size=10)
+    keep = [0, 1, 3]
+    assert torch.equal(a.epoch_params[..., keep], b.epoch_params[..., keep])
+    assert not torch.equal(a.epoch_params[..., 2], b.epoch_params[..., 2])
+
+
+def test_per_run_orders_and_data():
+    """(E, K, n) orders and (K, n, d) data: run k equals a K = 1 run with its own order and data."""
+    K, n = 3, 30
+    X = torch.randn(K, n, 2, generator=data.generator(5))
+    y = torch.randn(K, n, generator=data.generator(6))
+    orders = torch.stack([data.batch_orders(n, 4, data.generator(k, "order")) for k in range(K)], dim=1)
+    theta0 = torch.zeros(3, K)
+    batched = engine.train(X, y, theta0, 0.05, orders, batch_size=7)
+    for k in range(K):
+        single = engine.train(X[k], y[k], theta0[:, :1], 0.05, orders[:, k], batch_size=7)
+        assert torch.allclose(batched.epoch_params[..., k], single.epoch_params[..., 0], atol=1e-6)
+
+
+def test_divergence_is_flagged_with_its_step_and_does_not_poison_other_runs():
+    ds, _, theta0 = _baseline_problem(n=100)
+    orders = data.batch_orders(ds.n, 200, data.generator(0, "order"))
+    lrs = torch.tensor([0.05, 5.0, 0.1])
+    traj = engine.train(ds.X, ds.y, theta0.repeat(1, 3), lrs, orders, batch_size=10, record_steps=True)
+    assert traj.diverged.tolist() == [False, True, False]
+    step = int(traj.diverged_step[1])
+    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y, 1)
+    before = engine.full_loss(engine.Model(), Xr, yr, traj.step_params[step - 1, :, 1:2], "half")
+    at = engine.full_loss(engine.Model(), Xr, yr, traj.step_params[step, :, 1:2], "half")
+    assert torch.isfinite(before).all() and not torch.isfinite(at).all()
+    assert torch.isfinite(traj.epoch_loss[:, [0, 2]]).all()
+    assert float(traj.epoch_loss[-1, 0]) < 1e-3 and float(traj.epoch_loss[-1, 2]) < 1e-3
+
+
+def test_decaying_step_follows_robbins_monro_schedule():
+    """lr_t = lr · t0/(t0 + t): the first full-batch steps use exactly those step sizes."""
+    ds, _, theta0 = _baseline_problem(n=50)
+    order = torch.arange(ds.n).repeat(3, 1)
+    traj = engine.train(ds.X.double(), ds.y.double(), theta0.double(), 0.2, order, batch_size=ds.n,
+                        lr_decay_steps=2.0, record_steps=True)
+    Xa = engine.augment(ds.X.double(), True)
+    theta = theta0.double().squeeze(1)
+    for t in range(3):
+        theta = theta - 0.2 * 2.0 / (2.0 + t) * Xa.T @ (Xa @ theta - ds.y.double()) / ds.n
+        assert torch.allclose(traj.step_params[t + 1, :, 0], theta, atol=1e-12)
