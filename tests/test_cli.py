@@ -75,3 +75,23 @@ def test_divergence_exits_3_naming_the_step():
     assert out.returncode == 3
     assert out.stdout == ""
     assert "diverged at step" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_json_has_the_documented_keys():
+    out = sgdlab("bench", "--json")
+    assert out.returncode == 0
+    report = json.loads(out.stdout)
+    keys = {"reference_us_per_step", "engine_k1_us_per_step", "engine_k1000_us_per_run_step",
+            "speedup_k1", "speedup_k1000", "floor_ns_per_run_step"}
+    assert keys <= report.keys()
+    assert all(report[k] > 0 for k in keys)  # measured, not asserted against a target
+
+
+def test_unavailable_device_is_bad_input():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device exists here")
+    for args in (["run", "toy-clean", "--device", "cuda"], ["bench", "--device", "cuda"]):
+        out = sgdlab(*args)
+        assert out.returncode == 2 and "no CUDA device" in out.stderr

@@ -134,7 +134,7 @@ def test_divergence_is_flagged_with_its_step_and_does_not_poison_other_runs():
     traj = engine.train(ds.X, ds.y, theta0.repeat(1, 3), lrs, orders, batch_size=10, record_steps=True)
     assert traj.diverged.tolist() == [False, True, False]
     step = int(traj.diverged_step[1])
-    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y, 1)
+    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y)
     before = engine.full_loss(engine.Model(), Xr, yr, traj.step_params[step - 1, :, 1:2], "half")
     at = engine.full_loss(engine.Model(), Xr, yr, traj.step_params[step, :, 1:2], "half")
     assert torch.isfinite(before).all() and not torch.isfinite(at).all()
@@ -153,3 +153,16 @@ def test_decaying_step_follows_robbins_monro_schedule():
     for t in range(3):
         theta = theta - 0.2 * 2.0 / (2.0 + t) * Xa.T @ (Xa @ theta - ds.y.double()) / ds.n
         assert torch.allclose(traj.step_params[t + 1, :, 0], theta, atol=1e-12)
+
+
+def test_cuda_matches_cpu_within_float_rounding():
+    import pytest
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    ds, _, theta0 = _baseline_problem()
+    orders = data.batch_orders(ds.n, 10, data.generator(0, "order"))
+    lrs = torch.tensor([0.01, 0.03])
+    cpu = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10)
+    gpu = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10, device="cuda")
+    assert torch.allclose(gpu.epoch_params.cpu(), cpu.epoch_params, atol=1e-5)

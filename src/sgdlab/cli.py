@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float)
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)
+    run.add_argument("--device", help="where the engine computes: cpu (default) or cuda")
     run.add_argument("--out", type=Path, help="write history.csv, summary.json and the figure here")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     render = sub.add_parser("render", help="render the report (Quarto, or the built-in engine)")
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--to", choices=["html", "pdf", "all"], default="all")
     bench = sub.add_parser("bench", help="time the reference loop against the batched engine")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument("--device", default="cpu", help="where the engine runs (the reference loop stays on the CPU)")
     return parser
 
 
@@ -69,7 +71,8 @@ def cmd_run(args) -> int:
 
     if args.out is not None and (reason := _writable_dir(args.out)):
         return _fail(reason)
-    overrides = {"seed": args.seed, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size}
+    overrides = {"seed": args.seed, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
+                 "device": args.device}
     try:
         result = experiments.run(args.name, **overrides)
     except experiments.ConfigError as err:
@@ -105,9 +108,15 @@ def cmd_render(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import run_bench
+    from .experiments import ConfigError, check_device
 
-    report = run_bench()
-    print(json.dumps(report) if args.json else report.pop("text"))
+    try:
+        check_device(args.device)
+    except ConfigError as err:
+        return _fail(str(err))
+    report = run_bench(device=args.device)
+    text = report.pop("text")
+    print(json.dumps(report) if args.json else text)
     return 0
 
 

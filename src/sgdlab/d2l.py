@@ -14,6 +14,16 @@ from torch import nn
 from .engine import GRAD_SCALE, Model
 
 
+def data_iter(batch_size, features, labels, rng):
+    """D2L's minibatch iterator; `rng` is a random.Random (the article used the unseeded global one)."""
+    num_examples = len(features)
+    indices = list(range(num_examples))
+    rng.shuffle(indices)
+    for i in range(0, num_examples, batch_size):
+        batch_indices = torch.tensor(indices[i : min(i + batch_size, num_examples)])
+        yield features[batch_indices], labels[batch_indices]
+
+
 def linreg(X, w, b):
     """D2L's linear model; b may be None for the article's bias-free toy model."""
     y_hat = torch.matmul(X, w)

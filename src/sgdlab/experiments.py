@@ -38,6 +38,7 @@ class RunConfig:
     lr: float = 0.0003
     epochs: int = 300
     batch_size: int = 10
+    device: str = "cpu"  # where the engine computes; results agree across devices within float rounding
 
     def validate(self, n: int) -> None:
         """Raise ConfigError naming the first bad value."""
@@ -49,14 +50,27 @@ class RunConfig:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be ≥ 0, got {self.seed}")
+        check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    """Raise ConfigError unless torch can compute on `device` here."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ConfigError(f"--device must be a torch device such as cpu or cuda, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available on this machine")
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device}: only cpu and cuda are supported")
 
 
 def _params_frame(params: torch.Tensor, loss: torch.Tensor, names: list[str], index: dict) -> pd.DataFrame:
     """A history DataFrame: index columns, loss, one column per parameter. params: (T, p)."""
     frame = pd.DataFrame(index)
-    frame["loss"] = loss.double().numpy()
+    frame["loss"] = loss.double().cpu().numpy()
     for j, name in enumerate(names):
-        frame[name] = params[:, j].double().numpy()
+        frame[name] = params[:, j].double().cpu().numpy()
     return frame
 
 
@@ -107,11 +121,11 @@ def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     orders = data.batch_orders(ds.n, config.epochs, data.generator(config.seed, "order"))
     theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)  # (3, 1): w1, w2, b
 
-    traj = engine.train(ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size)
+    traj = engine.train(ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size, device=config.device)
     _check(traj, "baseline", config.lr)
     concise_steps = d2l.concise(ds.X, ds.y, w0, 0.0, config.lr, orders, batch_size=config.batch_size)
     concise_epochs = concise_steps[:: traj.steps_per_epoch]  # (E+1, 3)
-    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y, 1)
+    Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y)
     concise_loss = engine.full_loss(engine.Model(), Xr, yr, concise_epochs.T.unsqueeze(-1).permute(1, 0, 2), "half")
     if not bool(torch.isfinite(concise_loss).all()):
         raise Diverged("baseline (concise)", int((~torch.isfinite(concise_loss)).nonzero()[0, 0]), config.lr)
@@ -217,12 +231,13 @@ def toy(name: str, config: ToyConfig | None = None) -> ToyResult:
     theta0 = torch.tensor([[2.0]] + ([[0.0]] if config.bias else []))  # w = 2 (and b = 0)
     traj = engine.train(
         ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size, model=config.model,
-        loss="plain", grad_divisor=config.grad_divisor, record_steps=True,
+        loss="plain", grad_divisor=config.grad_divisor, record_steps=True, device=config.device,
     )
     _check(traj, name, config.lr)
-    Xr, yr = engine.runs_last(engine.augment(ds.X, config.bias), ds.y, 1)
-    losses = engine.full_loss(config.model, Xr, yr, traj.step_params, "plain")[:, 0]
-    params = traj.step_params[:, :, 0]
+    Xr, yr = engine.runs_last(engine.augment(ds.X, config.bias), ds.y)
+    params = traj.step_params.cpu()
+    losses = engine.full_loss(config.model, Xr, yr, params, "plain")[:, 0]
+    params = params[:, :, 0]
     total = params.shape[0] - 1
     steps = pd.DataFrame({
         "step": range(total + 1),
