@@ -155,6 +155,49 @@ def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     return BaselineResult(config, ds, history, final.reset_index(drop=True), fit.loss_floor)
 
 
+@dataclass(frozen=True)
+class OrderSpreadResult:
+    """The baseline retrained under many batch orders (the article's was unseeded): how much moves."""
+
+    config: RunConfig
+    order_seeds: list[int]
+    final: pd.DataFrame  # order_seed, final_loss, w1_error, w2_error, b_error
+
+    def summary(self) -> dict:
+        cols = ["final_loss", "w1_error", "w2_error", "b_error"]
+        return {
+            "experiment": "baseline-orders",
+            **asdict(self.config),
+            "runs": len(self.order_seeds),
+            "min": {c: float(self.final[c].min()) for c in cols},
+            "max": {c: float(self.final[c].max()) for c in cols},
+        }
+
+
+def baseline_order_spread(config: RunConfig = RunConfig(), runs: int = 32) -> OrderSpreadResult:
+    """Same data and init as `baseline`, `runs` different batch orders, trained at once (K = runs)."""
+    gen = data.generator(config.seed)
+    ds = data.d2l_data(gen)
+    config.validate(ds.n)
+    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)
+    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1).repeat(1, runs)
+    seeds = list(range(runs))
+    orders = torch.stack(
+        [data.batch_orders(ds.n, config.epochs, data.generator(s, "order")) for s in seeds], dim=1
+    )  # (E, K, n): one order stream per run
+    traj = engine.train(ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size, device=config.device)
+    _check(traj, "baseline-orders", config.lr)
+    final = traj.epoch_params[-1].cpu().double()  # (3, K)
+    frame = pd.DataFrame({
+        "order_seed": seeds,
+        "final_loss": traj.epoch_loss[-1].cpu().double().numpy(),
+        "w1_error": (data.TRUE_W[0] - final[0]).numpy(),
+        "w2_error": (data.TRUE_W[1] - final[1]).numpy(),
+        "b_error": (data.TRUE_B - final[2]).numpy(),
+    })
+    return OrderSpreadResult(config, seeds, frame)
+
+
 # --------------------------------------------------------------------------- toy runs
 
 
