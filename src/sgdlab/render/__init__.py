@@ -1,0 +1,66 @@
+"""`sgdlab render`: Quarto when it is installed, else the built-in nbclient + Pandoc + Typst engine."""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .book import RenderError, load_book
+from .crossref import Target, check_refs, collect_refs, number_book, parse_chapters
+from .subset import check_subset
+
+__all__ = [
+    "RenderError",
+    "Target",
+    "check_refs",
+    "check_subset",
+    "collect_refs",
+    "load_book",
+    "number_book",
+    "parse_chapters",
+    "render",
+]
+
+ENGINES = ("auto", "quarto", "builtin")
+FORMATS = ("html", "pdf", "all")
+
+
+def render_quarto(root: Path, to: str, progress: bool) -> list[Path]:
+    """Run `quarto render` in root with the kernel of this Python; return what it wrote."""
+    cmd = [shutil.which("quarto") or "quarto", "render"] + ([] if to == "all" else ["--to", to])
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            if progress:
+                print(line, end="", file=sys.stderr)
+    if proc.returncode != 0:
+        raise RenderError(f"quarto render failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    book = load_book(root).output_dir
+    found = [book / "index.html"] if to in ("html", "all") else []
+    found += sorted(book.glob("*.pdf")) if to in ("pdf", "all") else []
+    return [p for p in found if p.is_file()]
+
+
+def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = False) -> list[Path]:
+    """Render the Quarto book at root into root/_book; return the output files."""
+    root = Path(root).resolve()
+    if engine not in ENGINES:
+        raise RenderError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if to not in FORMATS:
+        raise RenderError(f"unknown output format {to!r}; use one of {', '.join(FORMATS)}")
+    has_quarto = shutil.which("quarto") is not None
+    if engine == "quarto" and not has_quarto:
+        raise RenderError("quarto not found on PATH; install it from https://quarto.org"
+                          " or use --engine builtin")
+    if engine == "quarto" or (engine == "auto" and has_quarto):
+        return render_quarto(root, to, progress)
+    from .builtin import render_builtin  # imports nbclient/pandoc glue only when needed
+
+    return render_builtin(root, to, progress)

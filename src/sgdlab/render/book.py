@@ -1,0 +1,81 @@
+"""Read a Quarto book project's `_quarto.yml`: title, chapter list, bibliography, defaults."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class RenderError(RuntimeError):
+    """A render that cannot finish; the message says which file and what to fix."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One entry of `book: chapters:` or `book: appendices:`."""
+
+    path: Path  # absolute
+    rel: str  # as listed in _quarto.yml, for messages
+    appendix: bool
+
+
+@dataclass
+class Book:
+    """The parts of `_quarto.yml` the built-in engine uses."""
+
+    root: Path
+    title: str
+    chapters: list[Chapter]
+    meta: dict = field(default_factory=dict)  # subtitle, author, date for the title block
+    bibliography: Path | None = None
+    execute: dict = field(default_factory=dict)  # project-wide cell defaults (echo, output, ...)
+    execute_dir_project: bool = False  # `project: execute-dir: project`
+    output_dir: Path | None = None  # `project: output-dir`, _book by default
+
+    @property
+    def slug(self) -> str:
+        """Quarto's PDF file stem for a book: the title with runs of other characters as '-'."""
+        return re.sub(r"[^A-Za-z0-9_]+", "-", self.title).strip("-") or "book"
+
+
+def _entries(items: list, root: Path, appendix: bool) -> list[Chapter]:
+    """Flatten a chapter list, including `- part: ... chapters: [...]` groups."""
+    out = []
+    for item in items or []:
+        if isinstance(item, dict):
+            out += _entries(item.get("chapters", []), root, appendix)
+        else:
+            out.append(Chapter(root / str(item), str(item), appendix))
+    return out
+
+
+def load_book(root: Path) -> Book:
+    """Load `root/_quarto.yml` (a `project: type: book`)."""
+    cfg_path = root / "_quarto.yml"
+    if not cfg_path.is_file():
+        raise RenderError(f"{cfg_path} not found: the report needs a Quarto book project file")
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RenderError(f"{cfg_path} is not valid YAML: {e}") from None
+    project, book = cfg.get("project") or {}, cfg.get("book") or {}
+    if project.get("type") != "book" or not book.get("chapters"):
+        raise RenderError(f"{cfg_path}: expected `project: type: book` with `book: chapters:`")
+    chapters = _entries(book["chapters"], root, False) + _entries(book.get("appendices"), root, True)
+    bib = cfg.get("bibliography")
+    if isinstance(bib, list):
+        bib = bib[0] if bib else None
+    meta = {k: book[k] for k in ("subtitle", "author", "date") if book.get(k)}
+    return Book(
+        root=root,
+        title=str(book.get("title") or "Report"),
+        chapters=chapters,
+        meta=meta,
+        bibliography=(root / bib) if bib else None,
+        execute=dict(cfg.get("execute") or {}),
+        execute_dir_project=project.get("execute-dir") == "project",
+        output_dir=root / str(project.get("output-dir") or "_book"),
+    )

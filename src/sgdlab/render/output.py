@@ -1,0 +1,111 @@
+"""Pandoc (markdown -> self-contained HTML, -> Typst) and Typst (-> PDF): the conversion glue."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pypandoc
+import typst
+import yaml
+
+from .book import Book, RenderError
+
+HERE = Path(__file__).parent
+# Warnings that mean a reader would see something broken; other pandoc warnings are cosmetic.
+FATAL_WARNINGS = ("Could not fetch resource", "Could not find", "Citeproc: citation")
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+CJK_FONT = re.compile(r"CJK|Source Han|WenQuanYi|WQY|Droid Sans Fallback|AR PL|Noto S[a-z]+ [ST]C", re.I)
+
+
+def pandoc(args: list[str], text: str, cwd: Path) -> str:
+    """Run the pandoc binary of pypandoc_binary; fail with its message."""
+    proc = subprocess.run([pypandoc.get_pandoc_path(), *args], input=text, cwd=cwd,
+                          capture_output=True, text=True, encoding="utf-8")
+    bad = [w for w in proc.stderr.splitlines() if any(f in w for f in FATAL_WARNINGS)]
+    if proc.returncode != 0 or bad:
+        tail = "\n".join((bad or proc.stderr.strip().splitlines())[-15:])
+        raise RenderError(f"pandoc {' '.join(args[:4])} failed:\n{tail}")
+    return proc.stdout
+
+
+# pandas puts a named index in a second header row (`<th>name</th><th></th>...`); a pipe table
+# has one header row, so the name moves into the empty corner cell of the first.
+INDEX_NAME_ROW = re.compile(
+    r"(<thead>\s*<tr[^>]*>\s*)<th></th>(.*?</tr>)\s*<tr[^>]*>\s*<th>([^<]*)</th>(?:\s*<th></th>)*\s*</tr>",
+    re.S)
+
+
+NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|")
+
+
+def _align_numbers(table: str) -> str:
+    """Right-align the pipe-table columns whose body cells are all numbers."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()]
+    if len(rows) < 3 or not set(table.splitlines()[1]) <= set("|-: "):
+        return table  # not a simple pipe table: leave it to pandoc as it is
+    numeric = [all(NUMBER.fullmatch(r[j]) for r in rows[2:] if j < len(r)) for j in range(len(rows[0]))]
+    # keep each column's dashes: for long tables pandoc reads relative widths from them
+    dashes = table.splitlines()[1].strip().strip("|").split("|")
+    rule = "|" + "|".join(d[:-1] + ":" if num else d for d, num in zip(dashes, numeric, strict=False)) + "|"
+    return "\n".join([table.splitlines()[0], rule, *table.splitlines()[2:]])
+
+
+def html_to_markdown(html: str) -> str:
+    """An HTML fragment (a DataFrame's table) as a markdown pipe table, like Quarto converts it."""
+    html = INDEX_NAME_ROW.sub(r"\1<th>\3</th>\2", html, count=1)
+    fmt = "markdown-simple_tables-multiline_tables-grid_tables-raw_html-native_divs-native_spans"
+    return _align_numbers(pandoc(["-f", "html", "-t", fmt, "--wrap=none"], html, Path.cwd()).strip())
+
+
+def _common(book: Book, build: Path) -> list[str]:
+    """Arguments shared by both outputs: metadata, bibliography, table of contents."""
+    meta = {"title": book.title, "lang": "en", "link-citations": True, **book.meta}
+    (build / "metadata.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
+            "--metadata-file=metadata.yaml", f"--resource-path=.:{book.root}",
+            f"--lua-filter={HERE / 'math.lua'}"]
+    if book.bibliography is not None:
+        if not book.bibliography.is_file():
+            raise RenderError(f"bibliography {book.bibliography} (from _quarto.yml) does not exist")
+        args += ["--citeproc", f"--bibliography={book.bibliography}"]
+    return args
+
+
+def write_html(markdown: str, book: Book, build: Path) -> Path:
+    """One self-contained page: MathML, embedded images and CSS, no network at view time."""
+    out = build / "index.html"
+    pandoc([*_common(book, build), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
+            f"--css={HERE / 'style.css'}", "-o", out.name], markdown, build)
+    return out
+
+
+def write_pdf(markdown: str, book: Book, build: Path) -> Path:
+    """Pandoc's Typst writer and template, then the Typst compiler of the `typst` wheel."""
+    src = build / "book.typ"
+    pandoc([*_common(book, build), "-t", "typst", f"--include-in-header={HERE / 'header.typ'}",
+            "-V", "papersize=a4", "-V", "page-numbering=1", "-V", "fontsize=11pt",
+            "-o", src.name], markdown, build)
+    out = build / f"{book.slug}.pdf"
+    font_paths = _cjk_font_paths()
+    if CJK.search(markdown) and not font_paths and not any(CJK_FONT.search(f) for f in typst.Fonts().families()):
+        # Typst's embedded fonts have no CJK glyphs and it falls back silently to boxes.
+        print("warning: the PDF shows boxes for Chinese/Japanese/Korean characters: no CJK font"
+              " is installed (e.g. `apt-get install fonts-noto-cjk`)", file=sys.stderr)
+    try:
+        typst.compile(str(src), output=str(out), root=str(build), font_paths=font_paths)
+    except Exception as e:  # typst.TypstError carries the compiler's diagnostics
+        raise RenderError(f"typst could not compile {src.name}: {e}") from None
+    return out
+
+
+def _cjk_font_paths() -> list[str]:
+    """Noto Serif/Sans SC from the pylopdf-fonts-zh-cn wheel (a dependency): Typst falls back to
+    them for the article's Chinese quotations, so the PDF needs no system font."""
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return []
+    return [str(pylopdf_fonts_zh_cn.serif_path().parent)]

@@ -1,0 +1,207 @@
+"""The built-in report engine: the fixture book renders, numbers like Quarto, and fails loudly."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sgdlab import render as render_pkg
+from sgdlab.render import RenderError, check_refs, check_subset, load_book, render
+from sgdlab.render.crossref import number_book, parse_chapters
+from sgdlab.render.qmd import parse
+
+FIXTURE = Path(__file__).parent / "fixtures" / "book"
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def copy_book(tmp_path: Path, src: Path = FIXTURE) -> Path:
+    """A writable copy of a book (renders must never touch tests/fixtures)."""
+    root = tmp_path / "book"
+    shutil.copytree(src, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The fixture book rendered once to HTML and PDF with the built-in engine."""
+    root = copy_book(tmp_path_factory.mktemp("rendered"))
+    return root, render(root, engine="builtin", to="all")
+
+
+def test_outputs_are_written_to_book_dir(rendered):
+    root, paths = rendered
+    assert paths == [root / "_book" / "index.html", root / "_book" / "Fixture-Book.pdf"]
+    assert paths[1].read_bytes().startswith(b"%PDF")
+    assert paths[1].stat().st_size > 10_000
+
+
+def test_html_has_quarto_numbering_math_and_embedded_figures(rendered):
+    html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
+    for text in [
+        "Figure 1.1: A straight line",  # the caption, numbered
+        ">Figure 1.1</a>", ">Table 2.1</a>", ">Equation 1.1</a>", ">Theorem 1.1</a>",
+        ">Lemma 2.1</a>", ">Corollary 2.1</a>", ">Definition 2.1</a>", ">Equation A.1</a>",
+        ">Chapter 2</a>", ">Section 2.1</a>", ">Appendix A</a>", ">Section A.1</a>",
+        "Table 2.1: Sizes of things.",
+        "<strong>Theorem 1.1 (Taylor)</strong>", "<strong>Lemma 2.1 (Descent lemma)</strong>",
+        "<em>Proof.</em>", "□", "(1.1)</span>", "(A.1)</span>",
+        "Appendix A</span> — Extra material",
+        "We have 4 points with mean 1.500 and the name alpha.",  # inline {python}, str()
+        "Twice the count is 8.", "the value 8 is computed here",  # inline inside callouts
+        "callout-note", "Inline values in a callout", ">Tip<", "Careful",
+        "Zhang et al. 2023", "Dive into Deep Learning",  # citeproc
+        "hello from a cell", "print</span>",  # an echo: true cell and its output
+        '<math display="block"', 'id="fig-line"', 'id="tbl-sizes"', 'id="eq-quad"',
+        'alt="A line rising from the bottom left to the top right."',
+        "data:image/png;base64,",
+        "A footnote of chapter 1.", "A footnote of chapter 2, with the same label.",
+    ]:
+        assert text in html, text
+    assert ">0.125<" in html  # the DataFrame became a real table
+    assert "ax.plot" not in html and "xs = [0" not in html  # echo: false, include: false
+    assert not re.search(r"<(script|link|img)[^>]*(src|href)=\"https?:", html)
+    assert "@fig-" not in html and "?@" not in html
+
+
+def test_numbering_matches_quarto():
+    book = load_book(FIXTURE)
+    labels = number_book(parse_chapters(book)).labels
+    expected = {
+        "fig-line": "Figure 1.1", "tbl-sizes": "Table 2.1", "eq-quad": "Equation 1.1",
+        "eq-step": "Equation 2.1", "eq-extra": "Equation A.1", "thm-taylor": "Theorem 1.1",
+        "lem-descent": "Lemma 2.1", "cor-rate": "Corollary 2.1", "def-smooth": "Definition 2.1",
+        "sec-alpha": "Chapter 1", "sec-alpha-loss": "Section 1.1", "sec-beta": "Chapter 2",
+        "sec-beta-more": "Section 2.1", "sec-extra": "Appendix A", "sec-extra-details": "Section A.1",
+    }
+    assert {k: labels[k].text() for k in expected} == expected
+    assert check_refs(FIXTURE) == []
+
+
+def test_second_render_is_identical(rendered, tmp_path):
+    root = copy_book(tmp_path)
+    [html] = render(root, engine="builtin", to="html")
+    assert html.read_bytes() == (rendered[0] / "_book" / "index.html").read_bytes()
+
+
+@pytest.mark.parametrize("snippet, construct", [
+    ("::: {.panel-tabset}\nA\n:::", "panel-tabset"),
+    ("::: {.callout-caution}\nA\n:::", "callout-caution"),
+    ("```{r}\n1 + 1\n```", "{r}"),
+    ("```{python}\n#| warning: false\n1\n```", "warning"),
+    ("```{python}\n#| fig-subcap: [a, b]\n1\n```", "fig-subcap"),
+    ("```{python}\n#| echo: fenced\n1\n```", "echo: fenced"),
+    ("```{python}\n#| fig-cap: \"`{python} n` points\"\n1\n```", "inline `{python}` in `#| fig-cap:`"),
+    ("Some {{< pagebreak >}} here", "{{< pagebreak >}}"),
+    ("Inline `{r} 1 + 1` here", "{r} 1 + 1"),
+    ("```{=html}\n<b>x</b>\n```", "{=html}"),
+    ("Raw `<b>`{=html} inline", "{=html}"),
+    ("See @lst-code", "@lst-code"),
+    ("![A](a.png){#fig-a}", "#fig-a"),
+    ("## Heading {.appendix}", ".appendix"),
+    ("$$ x $$ {#fig-x}", "#fig-x"),
+    ("The seed `f(`{python} seed`)` is", "`{python}` outside a code span"),
+])
+def test_subset_violations_are_named_with_their_line(tmp_path, snippet, construct):
+    qmd = tmp_path / "ch.qmd"
+    qmd.write_text(f"# Chapter\n\nText.\n\n{snippet}\n", encoding="utf-8")
+    problems = check_subset(qmd)
+    assert len(problems) == 1, problems
+    assert construct in problems[0] and re.search(r":[56]:", problems[0]), problems[0]
+
+
+def test_fixture_uses_only_the_subset():
+    for qmd in sorted(FIXTURE.rglob("*.qmd")):
+        assert check_subset(qmd) == [], qmd
+
+
+def test_render_refuses_a_chapter_outside_the_subset(tmp_path):
+    root = copy_book(tmp_path)
+    with (root / "report" / "02-beta.qmd").open("a", encoding="utf-8") as f:
+        f.write("\n::: {.panel-tabset}\n## A\nx\n:::\n")
+    with pytest.raises(RenderError, match=r"report/02-beta.qmd:\d+: div `::: \{.panel-tabset\}`"):
+        render(root, engine="builtin")
+    assert not (root / "_book").exists()
+
+
+def test_unresolved_reference_fails_naming_ref_and_file(tmp_path):
+    root = copy_book(tmp_path)
+    with (root / "index.qmd").open("a", encoding="utf-8") as f:
+        f.write("\nAs @fig-missing shows, and [@nobody2020] says.\n")
+    problems = check_refs(root)
+    assert any("index.qmd:6: unresolved cross-reference @fig-missing" in p for p in problems)
+    assert any("@nobody2020" in p for p in problems)
+    with pytest.raises(RenderError, match="@fig-missing"):
+        render(root, engine="builtin")
+
+
+def test_failing_cell_names_file_and_label_and_keeps_previous_output(rendered, tmp_path):
+    root = copy_book(tmp_path, rendered[0])  # includes the good _book/
+    before = {p.name: p.read_bytes() for p in (root / "_book").iterdir()}
+    with (root / "report" / "02-beta.qmd").open("a", encoding="utf-8") as f:
+        f.write('\n```{python}\n#| label: tbl-boom\n#| tbl-cap: "x"\n'
+                'raise ValueError("bad value")\n```\n')
+    with pytest.raises(RenderError) as err:
+        render(root, engine="builtin")
+    msg = str(err.value)
+    assert "report/02-beta.qmd" in msg and "tbl-boom" in msg and "ValueError: bad value" in msg
+    assert {p.name: p.read_bytes() for p in (root / "_book").iterdir()} == before
+
+
+def test_failing_inline_expression_names_line(tmp_path):
+    root = copy_book(tmp_path)
+    with (root / "index.qmd").open("a", encoding="utf-8") as f:
+        f.write("\nThe ratio is `{python} 1 / 0`.\n")
+    with pytest.raises(RenderError, match=r"index.qmd:6: inline expression .*ZeroDivisionError"):
+        render(root, engine="builtin", to="html")
+
+
+def test_missing_chapter_is_named(tmp_path):
+    root = copy_book(tmp_path)
+    (root / "report" / "02-beta.qmd").unlink()
+    with pytest.raises(RenderError, match=r"report/02-beta.qmd is listed in _quarto.yml but does not"):
+        render(root, engine="builtin")
+
+
+def test_quarto_engine_without_quarto_says_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(render_pkg.shutil, "which", lambda name: None)
+    with pytest.raises(RenderError) as err:
+        render(copy_book(tmp_path), engine="quarto")
+    assert str(err.value) == ("quarto not found on PATH; install it from https://quarto.org"
+                              " or use --engine builtin")
+
+
+def test_parser_reads_options_math_labels_and_div_titles():
+    doc = parse('---\ntitle: "T"\n---\n\n```{python}\n#| label: fig-a\n#| fig-cap: "Cap"\nx = 1\n```\n'
+                "\n$$\na = b\n$$ {#eq-a}\n\n::: {#thm-a}\n## Name\nBody.\n:::\n", Path("x.qmd"))
+    kinds = [e.kind for e in doc.events if e.kind != "text"]
+    assert kinds == ["heading", "cell", "math", "div_open", "div_close"]  # title -> heading
+    cell = next(e.cell for e in doc.events if e.kind == "cell")
+    assert (cell.label, cell.options["fig-cap"], cell.code, cell.line) == ("fig-a", "Cap", "x = 1", 5)
+    math = next(e for e in doc.events if e.kind == "math")
+    assert (math.text, math.ident, math.line) == ("a = b", "eq-a", 11)
+    assert next(e for e in doc.events if e.kind == "div_open").title == "Name"
+
+
+# The real report: every listed chapter stays inside the subset and its refs resolve.
+# Chapters not written yet are skipped; nothing is executed here.
+REAL = load_book(PROJECT) if (PROJECT / "_quarto.yml").is_file() else None
+
+
+@pytest.mark.parametrize("rel", [c.rel for c in REAL.chapters] if REAL else [])
+def test_report_chapter_uses_only_the_subset(rel):
+    path = PROJECT / rel
+    if not path.is_file():
+        pytest.skip(f"{rel} not written yet")
+    assert check_subset(path, rel) == []
+
+
+@pytest.mark.skipif(REAL is None, reason="no _quarto.yml")
+def test_report_refs_resolve():
+    problems = check_refs(PROJECT)
+    if any(not c.path.is_file() for c in REAL.chapters):
+        # a ref may point into a chapter that is not written yet
+        problems = [p for p in problems if "unresolved cross-reference" not in p]
+    assert problems == []
