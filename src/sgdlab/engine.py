@@ -36,7 +36,7 @@ class Model:
             y_hat = (Xd * theta.unsqueeze(-3)).sum(-2)
         if self.jump_at is not None:
             # The jump is piecewise constant: it moves ŷ but adds nothing to dŷ/dθ = x.
-            y_hat = y_hat + self.jump_height * (y_hat >= self.jump_at)
+            y_hat = y_hat + self.jump_height * (y_hat >= self.jump_at).to(y_hat.dtype)
         return y_hat
 
 
@@ -191,7 +191,7 @@ class _Stepper:
                 torch.mul(Xe[s : s + b], theta, out=self.prod[:b])
                 torch.sum(self.prod[:b], 1, out=rb)
             if model.jump_at is not None:
-                rb += model.jump_height * (rb >= model.jump_at)
+                rb += model.jump_height * (rb >= model.jump_at).to(rb.dtype)  # in rb's dtype: exact in float64 too
             rb -= ye[s : s + b]  # residual ŷ − y
             if self.scale != 1.0:
                 rb *= self.scale
