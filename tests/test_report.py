@@ -14,11 +14,11 @@ from sgdlab.render.execute import run_chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = load_book(ROOT)
-CHAPTERS = dict((ch.rel, (ch, doc)) for ch, doc in parse_chapters(BOOK))
+CHAPTERS = {ch.rel: (ch, doc) for ch, doc in parse_chapters(BOOK)}
 
 
 def _execute(rel):
-    ch, doc = CHAPTERS[rel]
+    _, doc = CHAPTERS[rel]
     return run_chapter(doc, rel, ROOT, BOOK.execute)
 
 
