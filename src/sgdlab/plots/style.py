@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import matplotlib
-
-matplotlib.use("Agg")  # no display needed; notebooks still show returned Figures
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+# Figures are built with Figure() directly, never through pyplot: no backend or global figure
+# state is touched, so the same functions work in a script, the CLI and a Jupyter kernel.
 
 # Colour-blind-safe (Okabe–Ito), in the order series are drawn.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -27,7 +27,7 @@ STYLE = {
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 3.6, **kw) -> tuple[Figure, object]:
     """A new Figure and its axes in the house style (not registered with pyplot's global state)."""
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(nrows, ncols, **kw)
     return fig, axes
@@ -35,5 +35,5 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 3
 
 def save(fig: Figure, path) -> None:
     """Write a PNG without a timestamp or software tag, so identical figures give identical bytes."""
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         fig.savefig(path, metadata={"Software": None})
