@@ -38,7 +38,8 @@ def toy_loss(result: ToyResult) -> Figure:
     ax.plot(steps.step, steps.loss.clip(lower=1e-16), lw=1.0, label=f"SGD ({result.name})")
     if result.loss_floor > 0:
         ax.axhline(result.loss_floor, color="black", lw=0.8, ls=":", label="least-squares floor")
-    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xscale("symlog", linthresh=10)  # linear for the first steps, then logarithmic
+    ax.set_xlim(left=0)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (squared error)")
