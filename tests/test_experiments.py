@@ -5,6 +5,7 @@ from fractions import Fraction
 import pytest
 
 from sgdlab import experiments as ex
+from sgdlab import registry
 
 BASELINE_KEYS = {"final_loss", "w_error", "b_error", "loss_floor", "implementations"}
 TOY_KEYS = {"final_loss", "w", "b", "ols_w", "ols_b", "loss_floor", "epochs", "first_zero_epoch"}
@@ -49,7 +50,7 @@ def test_baseline_floor_is_below_every_trained_loss(baseline):
 
 def test_toy_clean_and_piecewise_print_zero_in_epoch_8():
     for name in ("toy-clean", "toy-piecewise"):
-        s = ex.run(name).summary()
+        s = registry.run(name).summary()
         assert TOY_KEYS <= s.keys()
         assert s["first_zero_epoch"] == 8, name
 
@@ -73,7 +74,7 @@ def test_toy_closed_forms_are_exact():
 
 def test_toy_noisy_stalls_above_its_floor():
     """A short noisy run (3000 epochs) already sits on the cycle around w*: loss ≥ floor, never 0."""
-    s = ex.run("toy-noisy", epochs=3000).summary()
+    s = registry.run("toy-noisy", epochs=3000).summary()
     assert s["first_zero_epoch"] is None
     assert s["loss_floor"] <= s["final_loss"] < 2 * s["loss_floor"]
     assert abs(s["w"] - s["ols_w"]) < 0.01
@@ -84,9 +85,9 @@ def test_effective_lr_is_the_article_quirk():
 
 
 def test_same_seed_same_summary():
-    a = ex.run("toy-bias", epochs=200, seed=7).summary()
-    b = ex.run("toy-bias", epochs=200, seed=7).summary()
-    c = ex.run("toy-bias", epochs=200, seed=8).summary()
+    a = registry.run("toy-bias", epochs=200, seed=7).summary()
+    b = registry.run("toy-bias", epochs=200, seed=7).summary()
+    c = registry.run("toy-bias", epochs=200, seed=8).summary()
     assert a == b and a != c
 
 
@@ -105,15 +106,15 @@ def test_same_seed_same_summary():
 )
 def test_bad_configs_are_refused_by_name(overrides, fragment):
     with pytest.raises(ex.ConfigError, match=fragment):
-        ex.run("toy-clean", **overrides)
+        registry.run("toy-clean", **overrides)
 
 
 def test_unknown_experiment():
     with pytest.raises(ex.ConfigError, match="unknown experiment"):
-        ex.run("nope")
+        registry.run("nope")
 
 
 def test_divergence_raises_with_the_step():
     with pytest.raises(ex.Diverged, match=r"diverged at step \d+") as err:
-        ex.run("toy-clean", lr=30.0)
+        registry.run("toy-clean", lr=30.0)
     assert err.value.step > 0

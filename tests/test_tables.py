@@ -3,7 +3,7 @@
 import json
 
 from sgdlab import experiments as ex
-from sgdlab import repro, tables
+from sgdlab import registry, repro, tables
 
 
 def test_order_spread_keeps_the_articles_printed_digits():
@@ -24,7 +24,7 @@ def test_baseline_comparison_has_every_implementation_and_the_article():
 
 
 def test_digest_is_stable_and_sensitive():
-    s = ex.run("toy-clean").summary()
+    s = registry.run("toy-clean").summary()
     assert repro.summary_digest(s) == repro.summary_digest(json.loads(json.dumps(s)))
     assert repro.summary_digest(s) != repro.summary_digest({**s, "final_loss": s["final_loss"] * (1 + 1e-15)})
 

@@ -56,7 +56,7 @@ def _writable_dir(path: Path) -> str | None:
 
 
 def cmd_list(args) -> int:
-    from .experiments import EXPERIMENTS
+    from .registry import EXPERIMENTS
 
     width = max(map(len, EXPERIMENTS))
     for name, experiment in EXPERIMENTS.items():
@@ -65,33 +65,50 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import experiments
-    from .plots import FIGURES
-    from .plots.style import save
+    from . import experiments, registry
 
     if args.out is not None and (reason := _writable_dir(args.out)):
         return _fail(reason)
     overrides = {"seed": args.seed, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
                  "device": args.device}
     try:
-        result = experiments.run(args.name, **overrides)
+        result = registry.run(args.name, **overrides)
     except experiments.ConfigError as err:
         return _fail(str(err))
     except experiments.Diverged as err:
         return _fail(str(err), EXIT_DIVERGED)
     summary = result.summary()
     if args.out is not None:
-        result.history.to_csv(args.out / "history.csv", index=False)
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        save(FIGURES[args.name](result), args.out / f"{args.name}.png")
+        written = _write_outputs(result, summary, registry.EXPERIMENTS[args.name].figure, args.out, args.name)
     if args.json:
         print(json.dumps(summary))
     else:
         for key, value in summary.items():
             print(f"{key:>18}: {value}")
         if args.out is not None:
-            print(f"wrote {args.out}/history.csv, summary.json, {args.name}.png", file=sys.stderr)
+            print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
+
+
+def _write_outputs(result, summary: dict, figure, out: Path, name: str) -> list[Path]:
+    """summary.json, every DataFrame of the result as CSV (`history` as history.csv), the figure."""
+    import dataclasses
+
+    import pandas as pd
+
+    from .plots.style import save
+
+    written = [out / "summary.json"]
+    written[0].write_text(json.dumps(summary, indent=2) + "\n")
+    for f in dataclasses.fields(result):
+        frame = getattr(result, f.name)
+        if isinstance(frame, pd.DataFrame):
+            written.append(out / f"{f.name}.csv")
+            frame.to_csv(written[-1], index=not isinstance(frame.index, pd.RangeIndex))
+    if figure is not None:
+        written.append(out / f"{name}.png")
+        save(figure(result), written[-1])
+    return written
 
 
 def cmd_render(args) -> int:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
@@ -301,47 +301,3 @@ def toy_optimum(config: ToyConfig) -> tuple[float, float, float]:
         return w, 0.0, floor
     fit = theory.least_squares(ds.X, ds.y, bias=config.bias, loss="plain")
     return float(fit.theta[0]), float(fit.theta[1]) if config.bias else 0.0, fit.loss_floor
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A named experiment: its default config, the function that runs it, a one-line description."""
-
-    name: str
-    description: str
-    config: RunConfig
-    run: object = field(repr=False)
-
-
-def _toy_runner(name):
-    return lambda config: toy(name, config)
-
-
-EXPERIMENTS = {
-    "baseline": Experiment(
-        "baseline", "the article's section 五: D2L linear regression, scratch vs concise vs closed form",
-        RunConfig(), baseline,
-    ),
-    "toy-clean": Experiment("toy-clean", "问题1: y = x on x = 0..3, w·x — loss reaches zero by epoch 8",
-                            TOY_RUNS["toy-clean"], _toy_runner("toy-clean")),
-    "toy-noisy": Experiment("toy-noisy", "问题1: last label 3.1, w·x — the loss stalls at the least-squares floor",
-                            TOY_RUNS["toy-noisy"], _toy_runner("toy-noisy")),
-    "toy-bias": Experiment("toy-bias", "问题1: last label 3.1, w·x + b — a bias lowers the floor but not to zero",
-                           TOY_RUNS["toy-bias"], _toy_runner("toy-bias")),
-    "toy-piecewise": Experiment(
-        "toy-piecewise", "问题1: last label 3.1, the article's +0.1 jump where ŷ ≥ 3 — zero again",
-        TOY_RUNS["toy-piecewise"], _toy_runner("toy-piecewise"),
-    ),
-}
-
-
-def run(name: str, **overrides) -> object:
-    """Run a registered experiment with its defaults, overriding any of seed, lr, epochs, batch_size."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; `sgdlab list` shows the experiments")
-    experiment = EXPERIMENTS[name]
-    config = replace(experiment.config, **{k: v for k, v in overrides.items() if v is not None})
-    return experiment.run(config)

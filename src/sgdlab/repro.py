@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .experiments import EXPERIMENTS, run
+from .registry import EXPERIMENTS, run
 
 
 def environment() -> pd.DataFrame:
