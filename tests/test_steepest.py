@@ -6,13 +6,14 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from sgdlab import data, steepest, taylor
+from sgdlab import data, norms, steepest, taylor
 from sgdlab.plots import steepest as figures
 
 FLOATS = st.floats(-3, 3, allow_nan=False, allow_infinity=False)
@@ -81,7 +82,7 @@ def test_newton_reaches_the_optimum_in_one_step(theta, problem):
     """θ − H⁻¹∇f(θ) = θ* for a quadratic, from anywhere."""
     q, _ = taylor.baseline_problem(20) if problem == "baseline" else taylor.toy_problem(noisy=True, bias=True)
     theta = theta[: q.Xa.shape[1]]
-    torch.testing.assert_close(taylor.newton_step(q, theta), q.fit.theta, rtol=0, atol=1e-12)
+    torch.testing.assert_close(norms.newton_step(q, theta), q.fit.theta, rtol=0, atol=1e-12)
 
 
 def test_minibatch_variance_against_every_subset():
@@ -91,7 +92,7 @@ def test_minibatch_variance_against_every_subset():
     for B in range(1, 6):
         batches = [G[list(idx)].mean(0) for idx in itertools.combinations(range(5), B)]
         exact = float(torch.stack([((b - mean) ** 2).sum() for b in batches]).mean())
-        assert taylor.minibatch_variance(G, B) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+        assert norms.minibatch_variance(G, B) == pytest.approx(exact, rel=1e-12, abs=1e-15)
 
 
 def test_sci_formats_powers_of_ten():
@@ -110,7 +111,7 @@ def test_cauchy_schwarz_steepest_direction(gd):
     g, d = gd
     assume(float(g.norm()) > 1e-6 and float(d.norm()) > 1e-6)
     d = d / d.norm()
-    best = taylor.steepest_l2(g)
+    best = norms.steepest_l2(g)
     assert float(g @ best) == pytest.approx(-float(g.norm()), rel=1e-12)
     assert float(g @ d) >= float(g @ best) - 1e-12
 
@@ -123,11 +124,11 @@ def test_l1_and_h_norm_steepest_directions(gdm):
     p = len(g)
     assume(float(g.norm()) > 1e-6 and float(d.abs().sum()) > 1e-6)
     H = m.reshape(p, p) @ m.reshape(p, p).T + 0.1 * torch.eye(p, dtype=torch.float64)
-    d1 = taylor.steepest_l1(g)
+    d1 = norms.steepest_l1(g)
     assert float(d1.abs().sum()) == 1
     assert float(g @ d1) == pytest.approx(-float(g.abs().max()), rel=1e-12)
     assert float(g @ (d / d.abs().sum())) >= float(g @ d1) - 1e-12
-    dH = taylor.steepest_hnorm(g, H)
+    dH = norms.steepest_hnorm(g, H)
     assert float(dH @ H @ dH) == pytest.approx(1.0, rel=1e-9)
     assert float(g @ dH) == pytest.approx(-math.sqrt(float(g @ torch.linalg.solve(H, g))), rel=1e-9)
     assert float(g @ (d / torch.sqrt(d @ H @ d))) >= float(g @ dH) - 1e-9 * float(g.norm())
@@ -185,7 +186,7 @@ def test_taylor_remainder_has_slope_two():
 
 
 def test_gradient_is_perpendicular_to_the_level_sets():
-    r = taylor.level_sets(taylor.LevelSetConfig(steps=10, grid=21))
+    r = norms.level_sets(norms.LevelSetConfig(steps=10, grid=21))
     assert r.max_angle_error < 1e-6
     assert r.grids.groupby("panel").size().tolist() == [21 * 21, 21 * 21]
 
@@ -198,8 +199,8 @@ def test_toy_step_sizes_and_the_lr_over_10_quirk():
     assert r.epoch_contraction == pytest.approx(float(exact), rel=1e-12)
     assert r.epoch_contraction_measured == pytest.approx(float(exact), rel=1e-4)
     diverged = s["toy_diverged_step"]
-    assert diverged["article: batches of 1, lr 0.3, sgd ÷ 10"] == -1
-    assert diverged["batches of 1, lr 0.3, no ÷ 10"] > 0
+    assert diverged["article: B = 1, ÷ 10"] == -1
+    assert diverged["B = 1, no ÷ 10"] > 0
     assert diverged["full batch, lr 0.3"] > 0  # 0.3 > 2/L = 2/7
     assert diverged["full batch, lr 0.25"] == -1
     assert f"{r.predicted_final_loss:f}" == "0.000000"  # the article's epoch 8
@@ -225,7 +226,7 @@ def test_linear_rate_measured_against_predicted():
 
 
 def test_norms_and_newton():
-    r = steepest.norms(steepest.NormsConfig(max_steps=50))
+    r = norms.norms(norms.NormsConfig(max_steps=50))
     d = r.directions
     assert np.allclose(d.slope, -d.dual_norm, rtol=1e-12)
     assert max(r.newton_error.values()) < 1e-12
@@ -233,7 +234,7 @@ def test_norms_and_newton():
 
 
 def test_minibatch_gradient_variance_follows_the_1_over_B_law():
-    r = steepest.sgd_noise(steepest.SgdNoiseConfig(batch_sizes=(1, 10, 100), epochs=100))
+    r = norms.sgd_noise(norms.SgdNoiseConfig(batch_sizes=(1, 10, 100), epochs=100))
     v = r.variance
     assert ((v.measured / v.predicted - 1).abs() < 0.2).all()
     assert r.summary()["bound_holds"]
@@ -246,12 +247,12 @@ def test_minibatch_gradient_variance_follows_the_1_over_B_law():
 SMALL = {
     "directional": lambda: taylor.directional(taylor.DirectionalConfig(num_angles=36)),
     "remainder": lambda: taylor.remainder(taylor.RemainderConfig(num_eps=21)),
-    "level_sets": lambda: taylor.level_sets(taylor.LevelSetConfig(steps=5, grid=11)),
+    "level_sets": lambda: norms.level_sets(norms.LevelSetConfig(steps=5, grid=11)),
     "curvature": lambda: steepest.curvature(steepest.CurvatureConfig(baseline_epochs=2, diverge_epochs=300)),
     "descent_lemma": lambda: steepest.descent_lemma(steepest.DescentLemmaConfig(lr_factors=(1.0, 2.5), epochs=200)),
     "rate": lambda: steepest.rate(steepest.RateConfig(steps=20)),
-    "norms": lambda: steepest.norms(steepest.NormsConfig(max_steps=20)),
-    "sgd_noise": lambda: steepest.sgd_noise(steepest.SgdNoiseConfig(batch_sizes=(10, 100), epochs=5)),
+    "norms": lambda: norms.norms(norms.NormsConfig(max_steps=20)),
+    "sgd_noise": lambda: norms.sgd_noise(norms.SgdNoiseConfig(batch_sizes=(10, 100), epochs=5)),
 }
 KEYS = {
     "directional": {"grad", "grad_norm", "min_direction", "min_value", "plane_min_angle", "plane_expected_angle",
@@ -262,7 +263,7 @@ KEYS = {
                   "epoch_contraction", "epoch_contraction_measured"},
     "descent_lemma": {"L", "two_over_L", "best_eta", "zero_eta", "bound_holds", "converged_factors",
                       "diverged_factors", "diverged_steps", "steps_within_bound"},
-    "rate": {"L", "mu", "kappa", "predicted", "measured", "article_rho", "article_steps"},
+    "rate": {"L", "mu", "kappa", "eigenvalues", "predicted", "measured", "article_rho", "article_steps"},
     "norms": {"slopes", "newton_error", "gd_steps"},
     "sgd_noise": {"eta", "loss0", "max_relative_error", "bound_holds", "kick_at_optimum"},
 }
@@ -276,6 +277,12 @@ def test_summary_keys_json_and_determinism(name):
                                                                                 ensure_ascii=False)
 
 
+def _pipe_table_width(table: pd.DataFrame) -> int:
+    """Characters in one row of the table as a Markdown pipe table: | cell | cell | … |."""
+    columns = [[table.index.name, *table.index.map(str)]] + [[c, *table[c]] for c in table.columns]
+    return sum(max(len(str(v)) for v in col) for col in columns) + 3 * len(columns) + 1
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_figures_and_tables_build(name):
     result = SMALL[name]()
@@ -283,4 +290,12 @@ def test_figures_and_tables_build(name):
         assert isinstance(getattr(figures, name)(result), Figure)
     for method in ("table", "constants_table", "toy_table"):
         if hasattr(result, method):
-            assert len(getattr(result, method)()) > 0
+            table = getattr(result, method)()
+            assert len(table) > 0
+            # a report table: a named, meaningful index (never pandas' 0, 1, 2, …), one header row,
+            # at most five value columns, so that it fits the PDF page
+            assert table.index.name and not table.index.equals(pd.RangeIndex(len(table)))
+            assert table.index.is_unique and table.columns.name is None
+            assert len(table.columns) <= 5
+            assert _pipe_table_width(table) <= 72  # wider, and Pandoc gives every column the same width
+            assert all(isinstance(v, str) for v in table.to_numpy().ravel())  # formatted in the package

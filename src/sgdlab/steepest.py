@@ -1,9 +1,9 @@
-"""Chapter 3's experiments on step sizes: curvature, the descent lemma, rates, other norms, SGD noise.
+"""Chapter 3's experiments on step sizes: curvature against the article's steps, the descent lemma, rates.
 
 One function per experiment, a frozen config in and a frozen result out. Every training run goes
 through `engine.train`, with full batches (batch_size = n: one gradient-descent step per epoch)
 unless the article's own mini-batches are the point. The closed forms and the Taylor checks are in
-`taylor`.
+`taylor`; other norms, Newton and mini-batch noise in `norms`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, engine, taylor, theory
+from . import data, engine, taylor
 from .experiments import ToyConfig
 from .taylor import Quadratic, fmt
 
@@ -23,16 +23,7 @@ ARTICLE_LR = 0.0003  # section 五: the step on the mean loss of a mini-batch of
 ARTICLE_BATCH = 10
 TOY = ToyConfig()  # 问题1: lr 0.3, batches of one, sgd dividing by 10 ⇒ effective_lr 0.03
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
-
-
-def _vector(v) -> str:
-    return "(" + ", ".join(f"{round(x, 3) + 0.0:.3f}" for x in v) + ")"  # + 0.0: no "−0.000"
-
-
-def _first_below(curve: np.ndarray, level: float) -> int | None:
-    """First index where curve ≤ level, or None."""
-    hits = np.flatnonzero(curve <= level)
-    return int(hits[0]) if len(hits) else None
+LOSS_NAMES = {"baseline": "baseline", "toy": "toy w·x", "toy_bias": "toy w·x + b"}  # table headers
 
 
 # --------------------------------------------------------------------------- curvature and step sizes
@@ -54,7 +45,7 @@ class CurvatureResult:
     """Curvature constants beside the article's steps, and the toy's step-size variants on the engine."""
 
     config: CurvatureConfig
-    constants: pd.DataFrame  # one row per loss: L, mu, kappa, two_over_L, lr, step, batch_curvature, ...
+    constants: pd.DataFrame  # one row per loss: L, mu, kappa, two_over_L, lr, step, batch_size, batch_curvature
     per_sample: pd.DataFrame  # toy: x, curvature 2x², |1 − η·2x²| at the step taken and at lr
     toy_runs: pd.DataFrame  # variant, batch_size, step, curvature, diverged, diverged_step, final_loss
     epoch_contraction: float  # predicted Π|1 − η·2x_i²|: |w − 1| shrinks by this per epoch (clean toy)
@@ -78,32 +69,29 @@ class CurvatureResult:
                 "epoch_factor_at_lr": self.epoch_factor_at_lr, "predicted_final_loss": self.predicted_final_loss}
 
     def constants_table(self) -> pd.DataFrame:
-        """The constants, one column per loss, formatted for the report."""
+        """The constants, one column per loss, one row per quantity, formatted for the report."""
         c = self.constants.set_index("name")
-        rows = {"L = λmax(H)": c.L.map(fmt), "μ = λmin(H)": c.mu.map(fmt), "κ = L/μ": c.kappa.map(fmt),
-                "2/L": c.two_over_L.map(fmt), "article's lr": c.lr.map(fmt),
-                "step taken, η": c.step.map(fmt), "η·L": (c.step * c.L).map(fmt),
-                "step taken on the loss of": c.batch,
-                "largest curvature of that loss": c.batch_curvature.map(fmt),
-                "2 / that curvature": (2 / c.batch_curvature).map(fmt)}
-        names = {"baseline": "baseline (½ loss; w1, w2, b)", "toy": "toy w·x", "toy_bias": "toy w·x + b"}
-        return pd.DataFrame(rows).T.rename(columns=names).rename_axis("quantity")
+        rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
+                "lr (article)": c.lr, "step η taken": c.step, "η·L": c.step * c.L, "batch size B": c.batch_size,
+                "L_B (largest)": c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
+        table = pd.DataFrame({label: v.map(fmt) for label, v in rows.items()}).T
+        table.columns = [LOSS_NAMES[name] for name in c.index]  # a plain header row: no columns name
+        return table.rename_axis("quantity")
 
     def toy_table(self) -> pd.DataFrame:
-        """The toy's step-size variants and what the engine made of them, formatted."""
+        """The toy's step-size variants and what the engine made of them, formatted (rows ≤ 72 characters)."""
         t = self.toy_runs
-        outcome = [f"diverged at step {r.diverged_step}" if r.diverged
-                   else f"loss {r.final_loss:f} after {r.steps} steps" for r in t.itertuples()]
-        return pd.DataFrame({"update": t.variant, "step η": t.step.map(fmt),
-                             "curvature of the loss stepped on": t.curvature.map(fmt),
-                             "η × curvature": (t.step * t.curvature).map(fmt),
-                             "outcome": outcome}).set_index("update")
+        loss = [f"{x:f}" if x < 1 else f"{x:.3g}" for x in t.final_loss]  # as the article prints it, if small
+        outcome = [f"diverges at step {r.diverged_step}" if r.diverged else f"loss {x} ({r.steps} steps)"
+                   for r, x in zip(t.itertuples(), loss, strict=True)]
+        return pd.DataFrame({"η": t.step.map(fmt).to_numpy(), "η × curv.": (t.step * t.curvature).map(fmt).to_numpy(),
+                             "outcome": outcome}, index=pd.Index(t.variant, name="update"))
 
 
-def _constants(name: str, q: Quadratic, lr: float, step: float, batch: str, batch_curv: float) -> dict:
+def _constants(name: str, q: Quadratic, lr: float, step: float, batch_size: int, batch_curv: float) -> dict:
     L, mu = taylor.curvature_bounds(q.hessian)
     return {"name": name, "L": L, "mu": mu, "kappa": L / mu, "two_over_L": 2 / L, "lr": lr, "step": step,
-            "batch": batch, "batch_curvature": batch_curv}
+            "batch_size": batch_size, "batch_curvature": batch_curv}
 
 
 def _toy_runs(config: CurvatureConfig, sample_curvature: float, mean_curvature: float
@@ -112,8 +100,8 @@ def _toy_runs(config: CurvatureConfig, sample_curvature: float, mean_curvature: 
     ds = data.toy_data(noisy=False)
     orders = data.batch_orders(ds.n, config.diverge_epochs, data.generator(config.seed, "order"))
     variants = [  # name, batch size, lr, grad_divisor, epochs
-        ("article: batches of 1, lr 0.3, sgd ÷ 10", 1, TOY.lr, TOY.grad_divisor, config.toy_epochs),
-        ("batches of 1, lr 0.3, no ÷ 10", 1, TOY.lr, 1, config.diverge_epochs),
+        ("article: B = 1, ÷ 10", 1, TOY.lr, TOY.grad_divisor, config.toy_epochs),
+        ("B = 1, no ÷ 10", 1, TOY.lr, 1, config.diverge_epochs),
         ("full batch, lr 0.3", ds.n, TOY.lr, ds.n, config.diverge_epochs),
         (f"full batch, lr {config.safe_full_batch_lr:g}", ds.n, config.safe_full_batch_lr, ds.n,
          config.diverge_epochs),
@@ -135,11 +123,11 @@ def curvature(config: CurvatureConfig = CurvatureConfig()) -> CurvatureResult:
     q, _ = taylor.baseline_problem(config.seed)
     orders = data.batch_orders(q.n, config.baseline_epochs, data.generator(config.seed, "order"))
     mini = taylor.batch_curvature(q, orders, ARTICLE_BATCH)  # (batches,)
-    rows = [_constants("baseline", q, ARTICLE_LR, ARTICLE_LR, "a mini-batch of 10", float(mini.max()))]
+    rows = [_constants("baseline", q, ARTICLE_LR, ARTICLE_LR, ARTICLE_BATCH, float(mini.max()))]
     for name, bias in (("toy", False), ("toy_bias", True)):
         t, _ = taylor.toy_problem(noisy=bias, bias=bias)  # the article's toy-clean and toy-bias; H ignores y
         one = float(taylor.per_sample_curvature(t).max())
-        rows.append(_constants(name, t, TOY.lr, TOY.effective_lr, "one sample", one))
+        rows.append(_constants(name, t, TOY.lr, TOY.effective_lr, 1, one))
 
     toy, _ = taylor.toy_problem(noisy=False, bias=False)
     curv = taylor.per_sample_curvature(toy).numpy()  # each sample's curvature 2x²
@@ -213,7 +201,7 @@ def descent_lemma(config: DescentLemmaConfig = DescentLemmaConfig()) -> DescentL
         diverged = bool(traj.diverged[k])
         rows.append({"factor": factor, "lr": lrs[k], "rho": rho, "diverged": diverged,
                      "diverged_step": int(traj.diverged_step[k]),
-                     "steps_to_tol": None if diverged else _first_below(e[:, k], config.tolerance * e[0, k]),
+                     "steps_to_tol": None if diverged else taylor.first_below(e[:, k], config.tolerance * e[0, k]),
                      # f − f* ≤ ρ^(2k)(f0 − f*): the theorem's guarantee on the steps needed
                      "steps_bound": math.ceil(math.log(config.tolerance) / (2 * math.log(rho))) if rho < 1 else None,
                      "final_excess": None if diverged else float(e[-1, k]),
@@ -249,25 +237,27 @@ class RateResult:
     mu: float
     article_rho: float  # ρ at the article's lr 0.0003 (full batch)
     article_steps: int  # steps the rate guarantees to cut the excess by article_reduction at that lr
+    eigenvalues: tuple[float, ...]  # of H, ascending: μ, …, L
 
     @property
     def kappa(self) -> float:
         return self.L / self.mu
 
     def summary(self) -> dict:
-        """Keys: L, mu, kappa, predicted, measured (per run), article_rho, article_steps."""
+        """Keys: L, mu, kappa, eigenvalues, predicted, measured (per run), article_rho, article_steps."""
         r = self.rates.set_index("run")
         return {"experiment": "steepest-rate", **asdict(self.config), "L": self.L, "mu": self.mu,
-                "kappa": self.kappa, "predicted": r.predicted.to_dict(), "measured": r.measured.to_dict(),
+                "kappa": self.kappa, "eigenvalues": list(self.eigenvalues),
+                "predicted": r.predicted.to_dict(), "measured": r.measured.to_dict(),
                 "article_rho": self.article_rho, "article_steps": self.article_steps}
 
     def table(self) -> pd.DataFrame:
-        """Predicted against measured contraction, formatted."""
+        """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"step size": r.run, "η": r.eta.map(fmt), "ρ": r.rho.map(fmt),
-                             "predicted ρ²": r.predicted.map(fmt), "measured e(k+1)/e(k)": r.measured.map(fmt),
-                             f"steps to e(k) ≤ {taylor.sci(self.config.reduction)} e(0)": r.steps_to_reduction}
-                            ).set_index("step size")
+        return pd.DataFrame({"η": r.eta.map(fmt).to_numpy(), "ρ² (bound)": r.predicted.map(fmt).to_numpy(),
+                             "measured": r.measured.map(fmt).to_numpy(),
+                             f"steps to {taylor.sci(self.config.reduction)}": r.steps_to_reduction.map(fmt).to_numpy()},
+                            index=pd.Index(r.run, name="step size"))
 
 
 def rate(config: RateConfig = RateConfig()) -> RateResult:
@@ -286,166 +276,8 @@ def rate(config: RateConfig = RateConfig()) -> RateResult:
         seen = np.flatnonzero(e[1:, k] / e[0, k] > config.floor)  # ratio e_{k+1}/e_k while above the floor
         rates.append({"run": run, "eta": eta, "rho": rho, "predicted": rho**2,
                       "measured": float(e[seen[-1] + 1, k] / e[seen[-1], k]),
-                      "steps_to_reduction": _first_below(e[:, k], config.reduction * e[0, k])})
+                      "steps_to_reduction": taylor.first_below(e[:, k], config.reduction * e[0, k])})
     article_rho = float(taylor.gd_contraction(ARTICLE_LR, mu, L))
     article_steps = math.ceil(math.log(config.article_reduction) / (2 * math.log(article_rho)))
     return RateResult(config, pd.concat(curves, ignore_index=True), pd.DataFrame(rates), L, mu,
-                      article_rho, article_steps)
-
-
-# --------------------------------------------------------------------------- other norms, Newton
-
-
-@dataclass(frozen=True)
-class NormsConfig:
-    """Steepest unit directions in ℓ2, ℓ1 and the H-norm at θ0; Newton's one step against GD."""
-
-    seed: int = 20
-    max_steps: int = 400  # the toy with b has κ ≈ 14: GD at η = 1/L needs ~370 steps to reach the tolerance
-    tolerance: float = 1e-10  # GD arrives when ‖θ_k − θ*‖ ≤ tolerance·‖θ0 − θ*‖
-    toy_start: tuple[float, float] = (1.5, 1.0)  # (w, b) off the w axis: from the article's (2, 0) the ℓ1 and
-    # Newton directions nearly coincide (θ* ≈ (1.03, −0.02) lies almost straight along −w)
-
-
-@dataclass(frozen=True)
-class NormsResult:
-    """Directions (problem, norm, d, slope, dual_norm), errors ‖θ_k − θ*‖ per method, the toy's geometry."""
-
-    config: NormsConfig
-    directions: pd.DataFrame
-    errors: pd.DataFrame  # problem, method, step, error
-    toy_grid: pd.DataFrame  # w, b, loss: the toy's level sets around θ0 and θ*
-    toy_theta0: tuple[float, ...]
-    toy_optimum: tuple[float, ...]
-    toy_hessian: tuple[tuple[float, ...], ...]
-    toy_loss0: float  # f(θ0) and f(θ*) of the toy, for its level sets
-    toy_floor: float
-    newton_error: dict  # problem -> ‖θ0 − H⁻¹∇f(θ0) − θ*‖
-    gd_steps: dict  # "problem, method" -> steps until ‖θ_k − θ*‖ ≤ tolerance·‖θ0 − θ*‖
-
-    def summary(self) -> dict:
-        """Keys: slopes (problem -> norm -> gᵀd), newton_error, gd_steps."""
-        slopes = {p: dict(zip(f.norm, f.slope, strict=True)) for p, f in self.directions.groupby("problem")}
-        return {"experiment": "steepest-norms", **asdict(self.config), "slopes": slopes,
-                "newton_error": self.newton_error, "gd_steps": self.gd_steps}
-
-    def table(self) -> pd.DataFrame:
-        """The steepest unit direction per norm and its slope, formatted."""
-        d = self.directions
-        return pd.DataFrame({"loss": d.problem, "norm of a step": d.norm,
-                             "steepest unit direction d": d.d.map(_vector),
-                             "slope ∇fᵀd": d.slope.map(fmt), "−(dual norm of ∇f)": (-d.dual_norm).map(fmt)}
-                            ).set_index("loss")
-
-
-def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
-    """Steepest descent in three norms at θ0; Newton (steepest in ‖·‖_H) lands on θ* in one step."""
-    base, base0 = taylor.baseline_problem(config.seed)
-    toy, _ = taylor.toy_problem(noisy=True, bias=True)
-    toy0 = torch.tensor(config.toy_start, dtype=torch.float64)
-    directions, errors, newton_error, gd_steps = [], [], {}, {}
-    for problem, q, theta0 in (("baseline", base, base0), ("toy w·x + b", toy, toy0)):
-        g, H = q.gradient(theta0), q.hessian
-        Hinv_g = torch.linalg.solve(H, g)
-        duals = {"ℓ2": float(g.norm()), "ℓ1": float(g.abs().max()), "H": float(torch.sqrt(g @ Hinv_g))}
-        steepest = {"ℓ2": taylor.steepest_l2(g), "ℓ1": taylor.steepest_l1(g), "H": taylor.steepest_hnorm(g, H)}
-        for norm, d in steepest.items():
-            directions.append({"problem": problem, "norm": norm, "d": d.tolist(), "slope": float(g @ d),
-                               "dual_norm": duals[norm]})
-        star = q.fit.theta
-        L, mu = taylor.curvature_bounds(H)
-        runs = {"GD, η = 1/L": 1 / L, "GD, η = 2/(μ+L)": 2 / (mu + L)}
-        traj = taylor.full_batch_gd(q, theta0, list(runs.values()), config.max_steps, dtype=torch.float64)
-        dist = (traj.epoch_params - star.unsqueeze(1)).norm(dim=1).numpy()  # (E+1, K)
-        for k, method in enumerate(runs):
-            errors.append(pd.DataFrame({"problem": problem, "method": method, "step": range(len(dist)),
-                                        "error": dist[:, k]}))
-            gd_steps[f"{problem}, {method}"] = _first_below(dist[:, k], config.tolerance * dist[0, k])
-        newton_error[problem] = float((taylor.newton_step(q, theta0) - star).norm())
-        errors.append(pd.DataFrame({"problem": problem, "method": "Newton", "step": [0, 1],
-                                    "error": [float((theta0 - star).norm()), newton_error[problem]]}))
-    star = toy.fit.theta
-    axis = [torch.linspace(float(min(star[i], toy0[i])) - 0.9, float(max(star[i], toy0[i])) + 0.9, 121,
-                           dtype=torch.float64) for i in range(2)]
-    gw, gb = torch.meshgrid(*axis, indexing="xy")
-    loss = toy.fit.loss_floor + theory.excess_loss(torch.stack([gw, gb], -1), toy.fit)  # exact for a quadratic
-    grid = pd.DataFrame({"w": gw.flatten(), "b": gb.flatten(), "loss": loss.flatten()})
-    return NormsResult(config, pd.DataFrame(directions), pd.concat(errors, ignore_index=True), grid,
-                       tuple(toy0.tolist()), tuple(star.tolist()), tuple(map(tuple, toy.hessian.tolist())),
-                       float(toy.value(toy0)), toy.fit.loss_floor, newton_error, gd_steps)
-
-
-# --------------------------------------------------------------------------- SGD: descent in expectation
-
-
-@dataclass(frozen=True)
-class SgdNoiseConfig:
-    """The mini-batch gradient's variance against B, and the one-step expected descent at θ0."""
-
-    seed: int = 20
-    batch_sizes: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # divisors of n = 1000
-    epochs: int = 400  # shuffles drawn: B = 500 still gives 800 mini-batch gradients
-    eta_factor: float = 1.0  # the one-step check uses η = eta_factor / L
-
-
-@dataclass(frozen=True)
-class SgdNoiseResult:
-    """tr Cov(g_B) per point and B (measured, predicted, 1/B law); E f(θ0 − ηg_B) against the bound."""
-
-    config: SgdNoiseConfig
-    variance: pd.DataFrame  # point, batch_size, measured, predicted, one_over_B
-    one_step: pd.DataFrame  # batch_size, measured (mean f after the step), exact, bound
-    L: float
-    eta: float
-    loss0: float
-    loss_floor: float
-    kick_at_optimum: float  # (Lη²/2)·tr Cov(g_10) at θ* with the article's lr: the noise term left at θ*
-
-    def summary(self) -> dict:
-        """Keys: eta, loss0, max_relative_error (measured vs predicted variance), bound_holds, kick_at_optimum."""
-        v = self.variance
-        return {"experiment": "steepest-sgd-noise", **asdict(self.config), "eta": self.eta, "loss0": self.loss0,
-                "max_relative_error": float((v.measured / v.predicted - 1).abs().max()),
-                "bound_holds": bool((self.one_step.measured <= self.one_step.bound).all()),
-                "kick_at_optimum": self.kick_at_optimum, "loss_floor": self.loss_floor}
-
-    def table(self) -> pd.DataFrame:
-        """Variance at θ0 and the one-step expected loss against its bound, formatted."""
-        v = self.variance[self.variance.point == "θ0"].reset_index(drop=True)
-        s = self.one_step
-        return pd.DataFrame({"B": s.batch_size, "tr Cov: measured": v.measured.map(fmt),
-                             "tr Cov: predicted": v.predicted.map(fmt), "tr Σ₁/B": v.one_over_B.map(fmt),
-                             "f after: mean": s.measured.map(fmt), "f after: exact E": s.exact.map(fmt),
-                             "f after: bound": s.bound.map(fmt)}).set_index("B")
-
-
-def sgd_noise(config: SgdNoiseConfig = SgdNoiseConfig()) -> SgdNoiseResult:
-    """Measure tr Cov of mini-batch gradients over seeded shuffles at θ0 and θ*; check expected descent."""
-    q, theta0 = taylor.baseline_problem(config.seed)
-    if any(q.n % B for B in config.batch_sizes):
-        raise ValueError(f"batch sizes must divide n = {q.n}: {config.batch_sizes}")
-    L, _ = taylor.curvature_bounds(q.hessian)
-    H, eta = q.hessian, config.eta_factor / L
-    orders = data.batch_orders(q.n, config.epochs, data.generator(config.seed, "order"))
-    variance, one_step, kick = [], [], 0.0
-    for point, theta in (("θ0", theta0), ("θ*", q.fit.theta)):
-        G = q.per_sample_gradients(theta)  # (n, p)
-        g, centred = G.mean(0), G - G.mean(0)
-        sigma_one = centred.T @ centred / q.n  # Σ₁, the covariance of one sample's gradient
-        shuffled = G[orders]  # (E, n, p): D2L's data_iter, consecutive batches of each shuffle
-        for B in config.batch_sizes:
-            gB = shuffled.reshape(-1, B, G.shape[1]).mean(1)  # every mini-batch gradient drawn
-            predicted = taylor.minibatch_variance(G, B)
-            variance.append({"point": point, "batch_size": B, "measured": float(((gB - g) ** 2).sum(1).mean()),
-                             "predicted": predicted, "one_over_B": float(torch.trace(sigma_one)) / B})
-            if point == "θ0":
-                after = q.fit.loss_floor + theory.excess_loss(theta - eta * gB, q.fit)  # f = f* + ½ΔᵀHΔ
-                fpc = predicted / float(torch.trace(sigma_one))
-                # E f(θ − ηg_B) = f − η‖g‖² + η²/2·(gᵀHg + tr(H Cov g_B)), exactly, for a quadratic
-                curvature_term = g @ H @ g + fpc * torch.trace(H @ sigma_one)
-                exact = float(q.value(theta) - eta * g @ g + eta**2 / 2 * curvature_term)
-                bound = taylor.descent_bound(float(q.value(theta)), float(g @ g), L, eta) + L * eta**2 / 2 * predicted
-                one_step.append({"batch_size": B, "measured": float(after.mean()), "exact": exact, "bound": bound})
-        kick = L * ARTICLE_LR**2 / 2 * taylor.minibatch_variance(G, ARTICLE_BATCH)  # last G: at θ*
-    return SgdNoiseResult(config, pd.DataFrame(variance), pd.DataFrame(one_step), L, eta,
-                          float(q.value(theta0)), q.fit.loss_floor, kick)
+                      article_rho, article_steps, tuple(torch.linalg.eigvalsh(q.hessian).tolist()))

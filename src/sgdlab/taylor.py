@@ -3,7 +3,7 @@
 f(θ) = c·mean((Xa θ − y)²) with c = ½ (D2L's squared_loss) or c = 1 (the article's toy loss), Xa the
 features with a ones column for b. Everything here is float64. The experiments `directional`,
 `remainder` and `level_sets` check the first-order expansion numerically; `steepest` holds the
-chapter's experiments on step sizes, rates, norms and noise.
+experiments on step sizes and rates, `norms` those on other norms (Newton) and mini-batch noise.
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ def taylor_remainder(q: Quadratic, theta: torch.Tensor, d: torch.Tensor, eps: to
     return (q.value(theta + eps.unsqueeze(1) * d) - q.value(theta) - eps * slope).abs()
 
 
+def first_below(curve: np.ndarray, level: float) -> int | None:
+    """First index where curve ≤ level, or None."""
+    hits = np.flatnonzero(curve <= level)
+    return int(hits[0]) if len(hits) else None
+
+
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of log y against log x."""
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
@@ -119,35 +125,6 @@ def descent_bound(f: float, grad_norm_sq: float, L: float, eta):
 def gd_contraction(eta, mu: float, L: float):
     """ρ(η) = max(|1 − ημ|, |1 − ηL|): what one GD step multiplies ‖θ − θ*‖ by, at worst, on a quadratic."""
     return np.maximum(np.abs(1 - np.asarray(eta) * mu), np.abs(1 - np.asarray(eta) * L))
-
-
-def steepest_l2(g: torch.Tensor) -> torch.Tensor:
-    """The ℓ2 unit vector minimising gᵀd: −g/‖g‖."""
-    return -g / g.norm()
-
-
-def steepest_l1(g: torch.Tensor) -> torch.Tensor:
-    """An ℓ1 unit vector minimising gᵀd: −sign(g_i)·e_i at the largest |g_i|."""
-    i = int(g.abs().argmax())
-    return -torch.sign(g[i]) * torch.nn.functional.one_hot(torch.tensor(i), len(g)).to(g)
-
-
-def steepest_hnorm(g: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """The unit vector of ‖d‖_H = √(dᵀHd) minimising gᵀd: −H⁻¹g / √(gᵀH⁻¹g)."""
-    newton = torch.linalg.solve(H, g)
-    return -newton / torch.sqrt(g @ newton)
-
-
-def newton_step(q: Quadratic, theta: torch.Tensor) -> torch.Tensor:
-    """θ − H⁻¹∇f(θ): on a quadratic, θ* (up to rounding)."""
-    return theta - torch.linalg.solve(q.hessian, q.gradient(theta))
-
-
-def minibatch_variance(per_sample: torch.Tensor, batch_size: int) -> float:
-    """tr Cov of the mean of B of the n per-sample gradients drawn without replacement: (n−B)/(B(n−1))·tr Σ₁."""
-    n = per_sample.shape[0]
-    trace_one = float(((per_sample - per_sample.mean(0)) ** 2).sum(1).mean())  # tr Σ₁ (1/n-normalised)
-    return trace_one * (n - batch_size) / (batch_size * (n - 1))
 
 
 def full_batch_gd(q: Quadratic, theta0: torch.Tensor, lrs, steps: int, dtype=torch.float32) -> engine.Trajectory:
@@ -291,78 +268,3 @@ def remainder(config: RemainderConfig = RemainderConfig()) -> RemainderResult:
         frames.append(pd.DataFrame({"direction": name, "eps": eps.numpy(), "remainder": rem.numpy(),
                                     "exact": exact.numpy(), "fitted": fitted}))
     return RemainderResult(config, pd.concat(frames, ignore_index=True), slopes, worst)
-
-
-# --------------------------------------------------------------------------- level sets
-
-
-@dataclass(frozen=True)
-class LevelSetConfig:
-    """Gradient descent with η = 2/(μ+L) on two 2-D losses, drawn over their level sets."""
-
-    seed: int = 20
-    steps: int = 25
-    grid: int = 161  # contour grid points per axis
-
-
-@dataclass(frozen=True)
-class LevelSetResult:
-    """Paths (panel, step, x, y, loss, gx, gy) and loss grids (panel, x, y, loss) for two 2-D slices."""
-
-    config: LevelSetConfig
-    paths: pd.DataFrame
-    grids: pd.DataFrame
-    optima: pd.DataFrame  # panel, x, y, kappa, eta
-    max_angle_error: float  # max |angle(∇f, level-set tangent) − 90°| over the path, degrees
-
-    def summary(self) -> dict:
-        """Keys: max_angle_error, kappa (per panel), final_loss (per panel)."""
-        last = self.paths.groupby("panel").loss.last()
-        return {"experiment": "steepest-level-sets", **asdict(self.config),
-                "max_angle_error": self.max_angle_error,
-                "kappa": {r.panel: float(r.kappa) for r in self.optima.itertuples()},
-                "final_loss": {k: float(v) for k, v in last.items()}}
-
-
-def _tangent_angle(q: Quadratic, theta: torch.Tensor) -> float:
-    """Angle in degrees between ∇f(θ) and the tangent of the level-set ellipse {f = f(θ)} at θ.
-
-    The ellipse is θ* + r·H^(-1/2)(cos t, sin t) — built from θ* and H, not from the gradient formula —
-    so its tangent H^(-1/2)(−sin t, cos t) is an independent check of ∇f ⟂ level set.
-    """
-    lam, V = torch.linalg.eigh(q.hessian)
-    z = torch.sqrt(lam) * (V.T @ (theta - q.fit.theta))  # (cos t, sin t)·r
-    tangent = V @ (torch.stack([-z[1], z[0]]) / torch.sqrt(lam))
-    g = q.gradient(theta)
-    cos = float(g @ tangent / (g.norm() * tangent.norm()))
-    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
-
-
-def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
-    """GD paths on the baseline's (w1, w2) slice at b = b* and on the toy's (w, b), with their level sets."""
-    base, theta0 = baseline_problem(config.seed)
-    b_star = float(base.fit.theta[-1])
-    sliced = Quadratic(base.X, base.y - b_star, bias=False, loss="half")  # f(w1, w2, b*): 2-D
-    toy, toy0 = toy_problem(noisy=True, bias=True)
-    paths, grids, optima, angles = [], [], [], []
-    for panel, q, start in (("baseline (w1, w2), b = b*", sliced, theta0[:2]), ("toy (w, b)", toy, toy0)):
-        L, mu = curvature_bounds(q.hessian)
-        eta = 2 / (mu + L)
-        traj = full_batch_gd(q, start, [eta], config.steps, dtype=torch.float64)
-        theta = traj.epoch_params[:, :, 0]  # (E+1, 2)
-        g = q.gradient(theta)
-        paths.append(pd.DataFrame({"panel": panel, "step": range(len(theta)), "x": theta[:, 0], "y": theta[:, 1],
-                                   "loss": q.value(theta), "gx": g[:, 0], "gy": g[:, 1]}))
-        moving = g.norm(dim=1) > 1e-6 * g[0].norm()  # near θ* the ellipse degenerates to a point
-        angles += [abs(_tangent_angle(q, t) - 90) for t in theta[moving]]
-        star = q.fit.theta
-        half = 1.1 * float((theta - star).norm(dim=1).max())  # the whole level set through θ0 fits
-        axis = [torch.linspace(float(star[i]) - half, float(star[i]) + half, config.grid, dtype=torch.float64)
-                for i in range(2)]
-        gx, gy = torch.meshgrid(*axis, indexing="xy")
-        grid_theta = torch.stack([gx, gy], -1)  # (G, G, 2)
-        loss = q.fit.loss_floor + theory.excess_loss(grid_theta, q.fit)  # f = f* + ½ΔᵀHΔ: exact, and cheap
-        grids.append(pd.DataFrame({"panel": panel, "x": gx.flatten(), "y": gy.flatten(), "loss": loss.flatten()}))
-        optima.append({"panel": panel, "x": float(star[0]), "y": float(star[1]), "kappa": L / mu, "eta": eta})
-    return LevelSetResult(config, pd.concat(paths, ignore_index=True), pd.concat(grids, ignore_index=True),
-                          pd.DataFrame(optima), float(max(angles)))

@@ -7,8 +7,9 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..steepest import DescentLemmaResult, NormsResult, RateResult, SgdNoiseResult
-from ..taylor import DirectionalResult, LevelSetResult, RemainderResult
+from ..norms import LevelSetResult, NormsResult, SgdNoiseResult
+from ..steepest import DescentLemmaResult, RateResult
+from ..taylor import DirectionalResult, RemainderResult
 from .style import PALETTE, figure
 
 
@@ -28,14 +29,14 @@ def directional(result: DirectionalResult) -> Figure:
         ax.set_xticks(range(-180, 181, 90))
         ax.set_title(name, fontsize=9)
     axes[1].axvline(math.degrees(result.plane_expected_angle), color="black", lw=0.8, ls=":")
-    axes[1].annotate("direction of $-(\\partial f/\\partial w_1, \\partial f/\\partial w_2)$",
-                     (math.degrees(result.plane_expected_angle) + 4, -0.5), fontsize=7)
+    axes[1].annotate("$-(\\partial f/\\partial w_1, \\partial f/\\partial w_2)$",
+                     (math.degrees(result.plane_expected_angle) + 4, 3.0), fontsize=8)
     axes[0].axhline(-result.grad_norm, color="black", lw=0.8, ls=":")
     axes[0].annotate(f"$-\\|\\nabla f\\| = {-result.grad_norm:.4f}$", (-175, -result.grad_norm), va="bottom",
                      fontsize=8)
     axes[0].set_ylabel("directional derivative $D_d f(\\theta_0)$")
-    for ax in axes:
-        ax.legend(fontsize=7, loc="upper center")
+    axes[0].legend(fontsize=8, loc="upper center")
+    axes[1].legend(fontsize=8, loc="lower right")  # the curve's minimum is on the left, its maximum high
     return fig
 
 
@@ -56,7 +57,7 @@ def remainder(result: RemainderResult) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("step length $\\varepsilon$")
     ax.set_ylabel("$|f(\\theta_0+\\varepsilon d) - f(\\theta_0) - \\varepsilon \\nabla f^\\top d|$")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
@@ -100,7 +101,7 @@ def descent_lemma(result: DescentLemmaResult) -> Figure:
         left.axvline(x, color="grey", lw=0.8)
     left.set_xlabel("step size $\\eta L$")
     left.set_ylabel("loss after one step")
-    left.legend(fontsize=7, loc="upper center")
+    left.legend(fontsize=8, loc="upper center")
 
     w = result.sweep
     ok = w[w.steps_to_tol.notna()]
@@ -120,7 +121,7 @@ def descent_lemma(result: DescentLemmaResult) -> Figure:
     right.set_yscale("log")
     right.set_xlabel("learning rate $\\eta L$ (full batch)")
     right.set_ylabel("steps")
-    right.legend(fontsize=7, loc="upper left")
+    right.legend(fontsize=8, loc="upper left")
     return fig
 
 
@@ -138,7 +139,7 @@ def rate(result: RateResult) -> Figure:
     ax.set_ylim(bottom=1e-32)
     ax.set_xlabel("gradient-descent step $k$ (full batch, float64)")
     ax.set_ylabel("$f(\\theta_k) - f(\\theta^*)$")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -156,7 +157,7 @@ def _unit_ball(norm: str, H: np.ndarray, radius: float) -> np.ndarray:
 
 def norms(result: NormsResult) -> Figure:
     """Left: the toy's steepest unit steps in three norms at θ0. Right: ‖θ_k − θ*‖ for GD and Newton."""
-    fig, (left, right) = figure(ncols=2, width=8.0, height=3.9)
+    fig, (left, right) = figure(ncols=2, width=8.0, height=4.6)
     g = result.toy_grid
     side = math.isqrt(len(g))
     W, B, Z = (g[c].to_numpy().reshape(side, side) for c in ("w", "b", "loss"))
@@ -180,18 +181,18 @@ def norms(result: NormsResult) -> Figure:
     left.set_xlabel("$w$")
     left.set_ylabel("$b$")
     left.set_title(f"toy $wx + b$: steepest unit steps at $(w, b) = ({theta0[0]:g}, {theta0[1]:g})$", fontsize=9)
-    left.legend(fontsize=7, loc="lower right")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
     styles = {"GD, η = 1/L": "-", "GD, η = 2/(μ+L)": "--", "Newton": "-o"}
     for (problem, method), curve in result.errors.groupby(["problem", "method"], sort=False):
         color = PALETTE[0] if problem == "baseline" else PALETTE[1]
         right.plot(curve.step, curve.error.clip(lower=1e-17), styles[method], ms=4, lw=1.2, color=color,
-                   label=f"{problem}: {method}")
+                   label=f"{problem}: {method.removeprefix('GD, ')}")
     right.set_xscale("symlog", linthresh=10)
     right.set_yscale("log")
     right.set_xlabel("step $k$")
     right.set_ylabel("$\\|\\theta_k - \\theta^*\\|$")
-    right.legend(fontsize=6.5, loc="upper right")
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: the curves fill the axes
     return fig
 
 
@@ -215,5 +216,5 @@ def sgd_noise(result: SgdNoiseResult) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("batch size $B$")
     ax.set_ylabel("tr Cov of the mini-batch gradient")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=2)
     return fig
