@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import experiments as ex
+from . import norms, steepest, taylor
 from .experiments import ConfigError, check_device
 from .plots import baseline as baseline_plots
+from .plots import steepest as steepest_plots
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,30 @@ EXPERIMENTS: dict[str, Experiment] = {
         for name, description in _TOY_DESCRIPTIONS.items()
     },
 }
+
+_QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
+    ("steepest-directional", "directional derivative around θ0 over all angles: a cosine, least at −∇f",
+     taylor.directional, taylor.DirectionalConfig, steepest_plots.directional),
+    ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: fitted log–log slope 2",
+     taylor.remainder, taylor.RemainderConfig, steepest_plots.remainder),
+    ("steepest-curvature", "L = λ_max(H) of the article's losses and where its learning rates sit against 2/L",
+     steepest.curvature, steepest.CurvatureConfig, None),
+    ("steepest-descent-lemma", "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
+     steepest.descent_lemma, steepest.DescentLemmaConfig, steepest_plots.descent_lemma),
+    ("steepest-rate", "linear convergence of gradient descent at η = 1/L and 2/(μ+L): predicted vs measured",
+     steepest.rate, steepest.RateConfig, steepest_plots.rate),
+    ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
+     norms.level_sets, norms.LevelSetConfig, steepest_plots.level_sets),
+    ("steepest-norms", "steepest directions in the ℓ2, ℓ1 and H norms; Newton's one step to the optimum",
+     norms.norms, norms.NormsConfig, steepest_plots.norms),
+    ("steepest-sgd-noise", "mini-batch gradient variance against batch size, and the expected one-step decrease",
+     norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
+]
+
+EXPERIMENTS.update({
+    name: Experiment(name, description, config(), function, figure)
+    for name, description, function, config, figure in _QUESTION_2
+})
 
 
 def _check_override(key: str, value) -> None:
