@@ -5,6 +5,7 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from sgdlab import capacity as cap
+from sgdlab import cycle as cy
 from sgdlab import data, engine, experiments, theory
 from sgdlab import loss_floor as lf
+from sgdlab import precision as fp
 from sgdlab.plots import loss_floor as plots
 
 X, Y_NOISY = data.TOY_X, data.TOY_Y_NOISY
@@ -34,17 +37,17 @@ def four():
 
 @pytest.fixture(scope="module")
 def cycle():
-    return cap.article_cycle()  # the default: its range must hold the article's quoted values
+    return cy.article_cycle()  # the default: its range must hold the article's quoted values
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    return cap.step_size_sweep(cap.SweepConfig(runs=8, effective_lrs=(1e-3, 2e-3, 4e-3), epochs=400, tail=200))
+    return cy.step_size_sweep(cy.SweepConfig(runs=8, effective_lrs=(1e-3, 2e-3, 4e-3), epochs=400, tail=200))
 
 
 @pytest.fixture(scope="module")
 def methods():
-    return cap.methods(cap.MethodsConfig(runs=4, epochs=300))
+    return cy.methods(cy.MethodsConfig(runs=4, epochs=300))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def capacity():
 
 @pytest.fixture(scope="module")
 def precision():
-    return lf.precision()
+    return fp.precision()
 
 
 # --------------------------------------------------------------------------- 1. the article's log
@@ -104,11 +107,18 @@ def test_clean_epoch_loss_closed_form_matches_article():
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.permutations(range(4)), min_size=1, max_size=6), st.floats(0.001, 0.1))
 def test_clean_epoch_end_loss_is_order_independent(orders, eta):
-    """Property: any orders give the same epoch-end loss (float64 engine vs the closed form)."""
+    """Property: any orders give the same epoch-end loss (float64 engine vs the closed form).
+
+    The engine holds w, not e = w − 1: near w = 1 each step rounds e by up to ~ulp(1) ≈ 2e-16, so
+    the loss 3.5·e² carries an absolute error ~ 7·|e|·(a few ulp); the tolerance says so.
+    """
     toy = replace(experiments.TOY_RUNS["toy-clean"], lr=eta, grad_divisor=1)
     traj, _ = lf.train_toy(toy, torch.tensor(orders), dtype=torch.float64)
     for epoch in range(1, len(orders) + 1):
-        assert float(traj.epoch_loss[epoch, 0]) == pytest.approx(lf.clean_epoch_loss(epoch, eta), rel=1e-9, abs=1e-300)
+        expected = lf.clean_epoch_loss(epoch, eta)
+        e = lf.clean_epoch_factor(eta) ** epoch  # w0 − 1 = 1
+        assert float(traj.epoch_params[epoch, 0, 0]) - 1 == pytest.approx(e, rel=1e-9, abs=1e-14)
+        assert float(traj.epoch_loss[epoch, 0]) == pytest.approx(expected, rel=1e-9, abs=1e-13 * math.sqrt(expected))
 
 
 def test_replay_summary_is_json_and_deterministic(replay):
@@ -116,7 +126,8 @@ def test_replay_summary_is_json_and_deterministic(replay):
     assert {"steps", "matches", "orders", "consistent_orders"} <= s.keys()
     json.dumps(s)
     assert lf.article_replay().summary() == s
-    assert list(replay.table().columns)[:3] == ["epoch", "step", "x drawn"]
+    assert list(replay.table().columns)[:2] == ["epoch", "x drawn"]
+    assert replay.table().index.name == "step"
 
 
 # --------------------------------------------------------------------------- 2. exact floors and the decomposition
@@ -174,7 +185,7 @@ def test_four_runs_summary(four):
 
 def test_cycle_constants_exact():
     """r = x·143/140 − y gives x·r = (0, 3, 12, −15)/140: 2Σ|xr| = 3/7 and −Σx³r/Σx² = 3/70."""
-    assert cap.cycle_constants() == (Fraction(3, 7), Fraction(3, 70))
+    assert cy.cycle_constants() == (Fraction(3, 7), Fraction(3, 70))
 
 
 def test_article_values_lie_in_the_cycle(cycle):
@@ -189,8 +200,8 @@ def test_article_values_lie_in_the_cycle(cycle):
 
 def test_article_noisy_loss_follows_from_its_w(cycle):
     """The article's w = 1.0266 and the decomposition give its printed 0.000986."""
-    row = cycle.table.set_index("run").loc["toy-noisy"]
-    assert row["implied by the article"] == "loss 0.000986"
+    assert cycle.table().loc["loss implied by the article's w", "w·x"] == "0.000986"
+    assert f"{cycle.implied['toy-noisy']:.6f}" == f"{lf.ARTICLE_FINAL['toy-noisy']['loss']:.6f}"
 
 
 def test_step_size_sweep_slopes(sweep):
@@ -262,15 +273,37 @@ def test_precision_thresholds(precision):
 
 def test_causes_table():
     t = lf.causes()
-    assert list(t.columns) == ["cause", "how to recognise it", "what helps", "section"]
+    assert t.index.name == "cause" and list(t.columns) == ["symptom", "what helps", "in the article"]
     assert len(t) >= 5
+
+
+def test_report_tables_fit_a_page(replay, four, cycle, noise, precision):
+    """Every table of the chapter: a named index (no 0, 1, 2, …), at most 6 columns, short cells.
+
+    pandas' HTML repr (what Quarto shows) cuts cells longer than 50 characters with "…".
+    """
+    tables = [replay.table(), replay.epoch_table(), four.optimum_table(), four.table(), cycle.table(),
+              noise.table(), precision.table(), lf.causes()]
+    for t in tables:
+        assert t.index.name and not isinstance(t.index, pd.RangeIndex), list(t.columns)
+        assert len(t.columns) <= 6, list(t.columns)
+        cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
+        assert max(map(len, cells)) <= 50, max(cells, key=len)
+
+
+def test_epoch_table_orders_differ_but_losses_agree(replay):
+    """The article's and our seeded orders differ, yet every epoch-end loss prints the same (eq-lf-epoch-loss)."""
+    t = replay.epoch_table()
+    assert list(t.index) == list(range(1, 8))
+    assert (t["article's x"] != t["seed 20's x"]).any()
+    assert (t["article"] == t["seed 20"]).all() and (t["article"] == t["closed form"]).all()
 
 
 # --------------------------------------------------------------------------- contracts
 
 
 def test_same_seed_same_summary(sweep, noise, capacity):
-    assert cap.step_size_sweep(sweep.config).summary() == sweep.summary()
+    assert cy.step_size_sweep(sweep.config).summary() == sweep.summary()
     assert cap.noise_floor_sweep(noise.config).summary() == noise.summary()
     assert cap.capacity_sweep(capacity.config).summary() == capacity.summary()
 

@@ -1,7 +1,8 @@
-"""Question 1, "why the loss does not reach zero": the article's logs decoded, floors, cycles, precision.
+"""Question 1, "why the loss does not reach zero": the article's logs decoded, the exact floors, the summary.
 
-Sections 1–3, 6 and 7 of report/02-loss-floor.qmd; the noise floor and capacity are in `capacity`.
-Toy runs train through `experiments.toy` or, with explicit orders, through `engine.train`.
+Sections "four runs", "loss floor" and "summary" of report/02-loss-floor.qmd; SGD's cycle is in
+`cycle`, the noise floor and capacity in `capacity`, what 0.000000 means in `precision`. Toy runs
+train through `experiments.toy` or, with explicit orders, through `train_toy` (`engine.train`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def train_toy(config: experiments.ToyConfig, orders: torch.Tensor, theta0=None, 
     return traj, engine.full_loss(config.model, Xr, yr, traj.step_params, "plain")  # (T+1, K) per-step loss
 
 
-# --------------------------------------------------------------------------- 1. the article's log, decoded
+# --------------------------------------------------------------------------- the article's log, decoded
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class ReplayResult:
     """The article's log beside the replay of its decoded order and beside our seeded order."""
 
     config: ReplayConfig
-    steps: pd.DataFrame  # run, epoch, step, x, factor_logged, article, replay, seeded, closed_form
+    steps: pd.DataFrame  # run, epoch, step, x, factor_logged, article, replay, seeded_x, seeded, closed_form
     decoded: dict  # run -> DecodedOrder
 
     def matches(self, run: str) -> int:
@@ -157,14 +158,27 @@ class ReplayResult:
         }
 
     def table(self, run: str = "toy-clean") -> pd.DataFrame:
-        """The per-step comparison, formatted for the report."""
-        frame = self.steps[self.steps.run == run]
+        """The article's printed losses beside the replay of its decoded order, one row per step."""
+        f = self.steps[self.steps.run == run]
         return pd.DataFrame({
-            "epoch": frame.epoch, "step": frame.step, "x drawn": frame.x,
-            "factor from log": frame.factor_logged.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}"),
-            "article": frame.article, "replay": frame.replay, f"seed {self.config.seed}": frame.seeded,
-            "closed form (epoch end)": frame.closed_form.map(lambda v: "" if np.isnan(v) else f"{v:f}"),
-        }).reset_index(drop=True)
+            "epoch": f.epoch.to_numpy(), "x drawn": f.x.to_numpy(),
+            "factor": f.factor_logged.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}").to_numpy(),
+            "article": f.article.to_numpy(), "replay": f.replay.to_numpy(),
+        }, index=pd.Index(f.step.to_numpy(), name="step"))
+
+    def epoch_table(self, run: str = "toy-clean") -> pd.DataFrame:
+        """Epoch ends: the article's order and loss, our seeded order and loss, and the closed form."""
+        f = self.steps[self.steps.run == run]
+        full = f.groupby("epoch").filter(lambda g: len(g) == self.decoded[run].orders.shape[1])
+        ends = full.groupby("epoch")
+        orders = ends.x.agg(lambda v: " ".join(str(int(i)) for i in v)).to_numpy()
+        seeded = ends.seeded_x.agg(lambda v: " ".join(str(int(i)) for i in v)).to_numpy()
+        last = ends.tail(1)
+        seed = f"seed {self.config.seed}"
+        return pd.DataFrame({
+            "article's x": orders, "article": last.article.to_numpy(), f"{seed}'s x": seeded,
+            seed: last.seeded.to_numpy(), "closed form": last.closed_form.map("{:f}".format).to_numpy(),
+        }, index=pd.Index(last.epoch.to_numpy(), name="epoch"))
 
 
 def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
@@ -179,12 +193,15 @@ def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
         steps = np.arange(1, len(log) + 1)
         logged = np.array([losses[0, 0].item(), *map(float, log)])  # the initial loss is not printed: ours
         epoch = (steps - 1) // 4 + 1
+        seeded_x = data.batch_orders(4, seeded.config.epochs, data.generator(config.seed, "order"))  # toy()'s
         frames.append(pd.DataFrame({
             "run": name, "epoch": epoch, "step": steps,
             "x": decoded[name].orders.flatten()[: len(log)].numpy(),
+            # √(L_t / L_{t−1}) from the printed numbers; undefined where either printed 0.000000
             "factor_logged": np.sqrt(np.divide(logged[1:], logged[:-1], out=np.full(len(log), np.nan),
-                                               where=logged[:-1] > 0)),
+                                               where=(logged[:-1] > 0) & (logged[1:] > 0))),
             "article": list(log), "replay": printed(losses[1 : len(log) + 1, 0]),
+            "seeded_x": seeded_x.flatten()[: len(log)].numpy(),
             "seeded": printed(seeded.history.loss.iloc[1 : len(log) + 1]),
             "closed_form": [clean_epoch_loss(e, toy.effective_lr) if s % 4 == 0 and name == "toy-clean"
                             else np.nan for e, s in zip(epoch, steps, strict=True)],
@@ -192,7 +209,7 @@ def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
     return ReplayResult(config, pd.concat(frames, ignore_index=True), decoded)
 
 
-# --------------------------------------------------------------------------- 2. the floor is least squares
+# --------------------------------------------------------------------------- the floor is least squares
 
 
 def exact_least_squares(x, y, bias: bool) -> tuple[Fraction, Fraction, Fraction]:
@@ -231,21 +248,37 @@ class FourRunsResult:
                 "runs": {name: {k: (v if isinstance(v, str) else float(v)) for k, v in row.items()}
                          for name, row in rows.iterrows()}}
 
-    def table(self) -> pd.DataFrame:
-        """The decomposition, formatted for the report."""
+    def _frame(self, columns: dict) -> pd.DataFrame:
+        labels = [RUN_LABELS[r] for r in self.decomposition.run]
+        return pd.DataFrame(columns, index=pd.Index(labels, name="labels, model"))
+
+    def optimum_table(self) -> pd.DataFrame:
+        """Each run's final θ beside the least-squares θ* and its floor, in exact arithmetic."""
         d = self.decomposition
-        theta = [f"({w:.5f}, {b:+.5f})" if m == "w·x + b" else f"{w:.5f}"
-                 for w, b, m in zip(d.w, d.b, d.model, strict=True)]
-        star = [f"({w:.4f}, {b:+.4f})" if m == "w·x + b" else f"{w:.4f}"
-                for w, b, m in zip(d.w_star, d.b_star, d.model, strict=True)]
-        return pd.DataFrame({
-            "run": d.run, "model": d.model, "final θ": theta, "θ*": star, "floor (exact)": d.exact_floor,
-            "gap ½δᵀHδ": d.gap.map("{:.4e}".format), "floor + gap": (d.floor + d.gap).map("{:.6e}".format),
-            "loss at θ (float64)": d.loss64.map("{:.6e}".format), "logged (float32)": d.final_loss.map("{:.6e}".format),
-        })
+
+        def theta(ws, bs, digits):
+            return [f"({w:.{digits}f}, {b:.{digits}f})" if m == "w·x + b" else f"{w:.{digits}f}"
+                    for w, b, m in zip(ws, bs, d.model, strict=True)]
+
+        return self._frame({
+            "final θ": theta(d.w, d.b, 5), "θ*": theta(d.w_star, d.b_star, 4),
+            "floor (exact)": d.exact_floor.to_numpy()})
+
+    def table(self) -> pd.DataFrame:
+        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss."""
+        d = self.decomposition
+        return self._frame({
+            "floor": d.floor.map(lambda v: f"{v:.4e}" if v else "0").to_numpy(),
+            "gap": d.gap.map("{:.3e}".format).to_numpy(),
+            "floor + gap": (d.floor + d.gap).map("{:.6e}".format).to_numpy(),
+            "float64 loss": d.loss64.map("{:.6e}".format).to_numpy(),
+            "float32 log": d.final_loss.map("{:.6e}".format).to_numpy()})
 
 
-MODELS = {"toy-clean": "w·x", "toy-noisy": "w·x", "toy-bias": "w·x + b", "toy-piecewise": "w·x + 0.1·[wx ≥ 3]"}
+# Table rows: the labels (clean, or with 3.1) and the model.
+RUN_LABELS = {"toy-clean": "clean, w·x", "toy-noisy": "3.1, w·x", "toy-bias": "3.1, w·x + b",
+              "toy-piecewise": "3.1, piecewise"}
+MODELS = {"toy-clean": "w·x", "toy-noisy": "w·x", "toy-bias": "w·x + b", "toy-piecewise": "w·x + 0.1·[w·x ≥ 3]"}
 
 
 def four_runs(config: FourRunsConfig = FourRunsConfig()) -> FourRunsResult:
@@ -266,7 +299,7 @@ def four_runs(config: FourRunsConfig = FourRunsConfig()) -> FourRunsResult:
                                   theta.unsqueeze(1), "plain") if not toy.piecewise else _piecewise_loss64(toy, theta)
         rows.append({"run": name, "model": MODELS[name], "w": float(last.w), "b": float(last.b),
                      "w_star": float(w_star) if not toy.piecewise else result.ols_w,
-                     "b_star": float(b_star), "exact_floor": str(exact), "floor": result.loss_floor,
+                     "b_star": float(b_star), "exact_floor": str(exact), "floor": float(exact),
                      "gap": float(theory.excess_loss(theta, fit)), "loss64": float(loss64),
                      "final_loss": float(last.loss)})
     return FourRunsResult(config, runs, pd.DataFrame(rows))
@@ -280,99 +313,18 @@ def _piecewise_loss64(toy: experiments.ToyConfig, theta: torch.Tensor) -> torch.
     return ((y_hat - ds.y) ** 2).mean()
 
 
-# --------------------------------------------------------------------------- 6. what 0.000000 means
-
-FLOAT32 = torch.finfo(torch.float32)
-
-
-@dataclass(frozen=True)
-class PrecisionConfig:
-    """The clean run continued past the article's epoch 8, in float32 and, same orders, float64."""
-
-    seed: int = 20
-    epochs: int = 20
-
-
-@dataclass(frozen=True)
-class PrecisionResult:
-    """Per-step losses in both precisions, and where they cross the printing and float32 thresholds."""
-
-    config: PrecisionConfig
-    steps: pd.DataFrame  # step, epoch, loss32, loss64, w32, loss_of_w32 (float64 loss at the float32 w)
-    first_print_zero: int  # first step whose float32 loss prints 0.000000
-    loss_at_print_zero: float
-    first_exact_zero: int | None  # first step where float32 w == 1 exactly, so the loss is exactly 0
-    article_loss_at_print_zero: float  # the article's own step 29, replayed through its decoded order
-
-    @property
-    def smallest_nonzero_loss(self) -> float:
-        """Loss at w = 1 + eps, the float32 neighbour of 1 from above: mean(x²)·eps²."""
-        return sum(v * v for v in data.TOY_X) / len(data.TOY_X) * FLOAT32.eps**2
-
-    def summary(self) -> dict:
-        return {"experiment": "precision", **asdict(self.config), "first_print_zero": self.first_print_zero,
-                "loss_at_print_zero": self.loss_at_print_zero, "first_exact_zero": self.first_exact_zero,
-                "article_loss_at_print_zero": self.article_loss_at_print_zero, "print_zero": PRINT_ZERO,
-                "float32_eps": FLOAT32.eps, "float32_smallest_normal": FLOAT32.tiny,
-                "smallest_nonzero_loss": self.smallest_nonzero_loss}
-
-    def table(self) -> pd.DataFrame:
-        """The thresholds, from the printed log down to float32's limits."""
-        rows = [
-            ('losses that f"{loss:f}" prints as 0.000000', f"< {PRINT_ZERO:.0e}"),
-            ("the article's loss when its log first reads 0.000000 (replayed)",
-             f"{self.article_loss_at_print_zero:.3e}"),
-            (f"seed {self.config.seed}: loss when the log first reads 0.000000", f"{self.loss_at_print_zero:.3e}"),
-            ("float32 eps: gap between 1 and the next float32", f"{FLOAT32.eps:.3e}"),
-            ("smallest non-zero loss of w·x next to w = 1 in float32: 3.5·eps²", f"{self.smallest_nonzero_loss:.3e}"),
-            ("smallest normal float32 (how small a loss float32 can hold)", f"{FLOAT32.tiny:.3e}"),
-        ]
-        return pd.DataFrame(rows, columns=["quantity", "value"])
-
-
-def precision(config: PrecisionConfig = PrecisionConfig()) -> PrecisionResult:
-    """Continue the clean run and locate 'prints 0.000000' vs 'is 0' in float32 (float64 alongside)."""
-    toy = replace(experiments.TOY_RUNS["toy-clean"], seed=config.seed, epochs=config.epochs)
-    run32 = experiments.toy("toy-clean", toy).history
-    orders = data.batch_orders(4, config.epochs, data.generator(config.seed, "order"))  # toy()'s orders
-    _, loss64 = train_toy(toy, orders, dtype=torch.float64)
-    w32 = torch.tensor(run32.w.to_numpy())  # float32 values, held exactly in float64
-    steps = pd.DataFrame({"step": run32.step, "epoch": run32.epoch, "loss32": run32.loss,
-                          "loss64": loss64[:, 0].numpy(), "w32": run32.w,
-                          "loss_of_w32": (3.5 * (w32 - 1) ** 2).numpy()})  # mean(x²) = 3.5
-    zero = steps.index[(steps.loss32 < PRINT_ZERO) & (steps.step > 0)]
-    exact = steps.index[(steps.w32 == 1.0) & (steps.step > 0)]
-    log = article_log("toy-clean")
-    _, article = train_toy(toy, decode_order("toy-clean", log).orders)
-    return PrecisionResult(config, steps, int(zero[0]), float(steps.loss32[zero[0]]),
-                           int(exact[0]) if len(exact) else None, float(article[len(log), 0]))
-
-
-# --------------------------------------------------------------------------- 7. summary
+# --------------------------------------------------------------------------- summary
 
 
 def causes() -> pd.DataFrame:
-    """Each cause of a non-zero training loss: how to recognise it, what helps, where this chapter shows it."""
-    rows = [
-        ("noise in the labels (the data)",
-         "loss stalls at the least-squares floor ≈ σ²/2·(n − p)/n; test loss ≈ training loss",
-         "nothing in the optimiser: the floor is the right target; only cleaner labels lower it",
-         "The loss floor is the least-squares optimum; Noise sets the floor on D2L's data"),
-        ("too little capacity (the model)",
-         "floor well above the noise level; training and test losses both high; structured residuals",
-         "a richer model (a bias, features, a nonlinearity), judged on held-out data",
-         "Capacity: the data or the model?"),
-        ("constant step size (the optimiser)",
-         "loss just above the floor, moving step to step; the gap grows with the step size",
-         "decay the step (Robbins–Monro), full batches at the end, or average the iterates",
-         "Why constant-step SGD never settles"),
-        ("too few steps", "loss still falling at the last epoch", "more epochs or a larger (stable) step",
-         "The article's four runs, regenerated"),
-        ("zero training loss on noisy labels (too much capacity)",
-         "training loss → 0 while the test loss rises above the noise level",
-         "less capacity or regularisation, chosen by held-out loss",
-         "Capacity: the data or the model?"),
-        ("printing: 0.000000 is not 0", "the log shows 0.000000 while the loss is 1e-7 … 1e-14",
-         'print with an exponent: f"{loss:e}"', 'Precision: what "0.000000" means'),
-    ]
-    return pd.DataFrame(rows, columns=["cause", "how to recognise it", "what helps", "section"])
+    """Each cause of a non-zero training loss: how it shows, what helps, where the article meets it."""
+    rows = {  # cause -> (symptom, what helps, in the article); cells short enough for a PDF page
+        "label noise": ("stops at the floor", "nothing: it is the target", "0.000049; 3.1 runs"),
+        "too little capacity": ("train, test ≫ σ²/2", "a richer model", "none"),
+        "constant step": ("jitters above the floor", "decaying step", "3.1 runs: the gap"),
+        "too few steps": ("still falling", "more epochs", "clean run"),
+        "too much capacity": ("train → 0, test ≫ σ²/2", "fewer parameters", "piecewise model"),
+        "printing": ("0.000000 at loss 1e-7", 'f"{loss:e}"', "clean run"),
+    }
+    return pd.DataFrame(list(rows.values()), columns=["symptom", "what helps", "in the article"],
+                        index=pd.Index(list(rows), name="cause"))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..capacity import CapacityResult, CycleResult, MethodsResult, NoiseFloorResult, SweepResult
-from ..loss_floor import PRINT_ZERO, FourRunsResult, PrecisionResult
+from ..capacity import CapacityResult, NoiseFloorResult
+from ..cycle import CycleResult, MethodsResult, SweepResult, cycle_constants
+from ..experiments import TOY_RUNS
+from ..loss_floor import ARTICLE_FINAL, PRINT_ZERO, FourRunsResult
+from ..precision import PrecisionResult
 from .style import PALETTE, figure
 
 TITLES = {"toy-clean": "clean labels, w·x", "toy-noisy": "label 3.1, w·x", "toy-bias": "label 3.1, w·x + b",
@@ -38,14 +41,14 @@ def article_cycle(result: CycleResult) -> Figure:
         fit, win = result.fits[name], result.window[result.window.run == name]
         rng = result.step_range.set_index("run").loc[name]
         ends = result.epochs[result.epochs.run == name]
-        art = result.table.set_index("run").loc[name]
+        art = ARTICLE_FINAL[name]
         w_star, ax = float(fit.theta[0]), axes[0, j]
         ax.axhspan(rng.w_min, rng.w_max, color=PALETTE[5], alpha=0.2, label="range over all steps, all orders")
         ax.axhspan(ends.w.min(), ends.w.max(), color=PALETTE[0], alpha=0.2, label="range at epoch ends")
         ax.plot(win.step, win.w, "-o", ms=2.5, lw=0.8, color=PALETTE[0], label=f"w, order seed {result.config.seed}")
         ax.plot(win.step[::4], win.w[::4], "s", ms=5, mfc="none", color=PALETTE[0], label="epoch ends")
         ax.axhline(w_star, color="black", ls="--", lw=1, label="w* (least squares)")
-        ax.axhline(float(art["article w"]), color=PALETTE[1], ls=":", lw=1.2, label="the article's w (quoted)")
+        ax.axhline(art["w"], color=PALETTE[1], ls=":", lw=1.2, label="the article's w (quoted)")
         ax.set(title=TITLES[name], xlabel="step", ylabel="w")
         ax.title.set_fontsize(9)
         ax = axes[1, j]
@@ -55,7 +58,7 @@ def article_cycle(result: CycleResult) -> Figure:
             w = np.linspace(ends.w.min(), ends.w.max(), 100)
             parabola = fit.loss_floor + 0.5 * float(fit.hessian[0, 0]) * (w - w_star) ** 2
             ax.plot(w, parabola, color=PALETTE[2], lw=1, label="floor + ½H(w − w*)²")
-        ax.plot(float(art["article w"]), float(art["article loss"]), "*", ms=12, color=PALETTE[1],
+        ax.plot(art["w"], art["loss"], "*", ms=12, color=PALETTE[1],
                 label="the article (quoted)")
         ax.set(xlabel="w at epoch end", ylabel="training loss")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=7)
@@ -76,8 +79,9 @@ def step_size_sweep(result: SweepResult) -> Figure:
         ax.plot(f.effective_lr, f[col], "o-", color=color, ms=4, label=f"{label}: slope {s[col]:.2f}")
         if lead:
             ax.plot(f.effective_lr, f[lead], "--", color=color, lw=1, label=f"leading order {lead_label}")
-    ax.axvline(0.03, color="grey", lw=0.8, ls=":")
-    ax.annotate("the article's η = 0.03", (0.03, f.epoch_sd.min()), rotation=90, fontsize=7, ha="right", va="bottom")
+    eta = TOY_RUNS["toy-noisy"].effective_lr
+    ax.axvline(eta, color="grey", lw=0.8, ls=":")
+    ax.annotate(f"the article's η = {eta:g}", (eta, f.epoch_sd.min()), rotation=90, fontsize=7, ha="right", va="bottom")
     ax.set(xscale="log", yscale="log", xlabel="step size η (per sample)", ylabel="w − w* (absolute)")
     ax.legend(fontsize=7)
     return fig
@@ -95,7 +99,8 @@ def methods(result: MethodsResult) -> Figure:
     for color, (_, g) in zip(PALETTE, lead.groupby("method", sort=False), strict=False):
         g = g[g.epoch > 0]
         ax.plot(g.epoch, g.leading, "--", color=color, lw=0.9)
-    ax.plot([], [], "--", color="grey", lw=0.9, label="leading order: mean offset (3/70)·η")
+    offset = cycle_constants()[1]
+    ax.plot([], [], "--", color="grey", lw=0.9, label=f"leading order: mean offset ({offset})·η")
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="|w − w*| at epoch end", ylim=(1e-17, 2))
     ax.annotate(f"Robbins–Monro, second half: fitted slope {result.decay_slope:.2f}", (200, 1e-6), fontsize=8,
                 ha="center")
@@ -142,8 +147,9 @@ def capacity(result: CapacityResult, ymin: float = 1e-5, ymax: float = 1e3) -> F
     ax.plot(f.degree, f.train_expected.clip(lower=ymin / 10), color="black", lw=0.8, ls=":",
             label="σ²/2·(n − p)/n (training floor if the model contains the truth)")
     last = f.iloc[-1]
-    ax.annotate(f"train {last.train:.0e}", (last.degree, ymin), xytext=(-4, 6), textcoords="offset points",
-                ha="right", fontsize=7, color=PALETTE[0])
+    arrow = {"arrowstyle": "->", "color": PALETTE[0], "lw": 0.8}
+    ax.annotate(f"train {last.train:.0e}\n(below the axis)", (last.degree, ymin), xytext=(last.degree - 4, ymin * 3),
+                ha="center", fontsize=7, color=PALETTE[0], arrowprops=arrow)
     ax.annotate(f"test {last.test:.0e}", (last.degree, ymax), xytext=(-4, -12), textcoords="offset points",
                 ha="right", fontsize=7, color=PALETTE[1])
     ax.set(yscale="log", ylim=(ymin, ymax), xlabel=f"polynomial degree (n_train = {result.config.n_train})",
