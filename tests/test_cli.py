@@ -15,7 +15,10 @@ def test_list_names_every_experiment():
     out = sgdlab("list")
     assert out.returncode == 0
     names = [line.split()[0] for line in out.stdout.splitlines()]
-    assert names == ["baseline", "toy-clean", "toy-noisy", "toy-bias", "toy-piecewise"]
+    assert names[:5] == ["baseline", "toy-clean", "toy-noisy", "toy-bias", "toy-piecewise"]
+    from sgdlab.registry import EXPERIMENTS
+
+    assert names == list(EXPERIMENTS)
 
 
 def test_run_json_is_one_object_and_deterministic():
@@ -49,6 +52,8 @@ def test_out_writes_history_summary_and_figure(tmp_path):
         (["run", "toy-clean", "--out", "/proc/forbidden/x"], "--out"),
         (["frobnicate"], "invalid choice"),
         (["render", "--engine", "latex"], "--engine"),
+        (["run", "steepest-rate", "--lr", "0.1"], "--lr does not apply to steepest-rate"),
+        (["run", "steepest-sgd-noise", "--epochs", "0"], "--epochs"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, fragment):

@@ -58,7 +58,7 @@ class NoiseFloorResult:
 
     def summary(self) -> dict:
         f = self.frame
-        return {"experiment": "noise-floor", **asdict(self.config), "article_floor": self.article_floor,
+        return {"experiment": "floor-noise", **asdict(self.config), "article_floor": self.article_floor,
                 "ratio": f.ratio.tolist(), "ratio_ci": [f.ratio_lo.tolist(), f.ratio_hi.tolist()],
                 "pooled_ratio": list(self.pooled_ratio), "intervals_missing_one": self.intervals_missing_one,
                 "largest_miss": float(np.maximum(f.ratio_lo - 1, 1 - f.ratio_hi).clip(lower=0).max()),
@@ -152,7 +152,7 @@ class CapacityResult:
     def summary(self) -> dict:
         f = self.frame
         best = f.loc[f.test.idxmin()]
-        return {"experiment": "capacity", **asdict(self.config), "noise_level": self.noise_level,
+        return {"experiment": "floor-capacity", **asdict(self.config), "noise_level": self.noise_level,
                 "best_degree": int(best.degree), "best_test": float(best.test),
                 "train_at_max_degree": float(f.train.iloc[-1]), "test_at_max_degree": float(f.test.iloc[-1])}
 

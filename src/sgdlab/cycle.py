@@ -72,7 +72,7 @@ class CycleResult:
 
     def summary(self) -> dict:
         e = self.epochs.groupby("run")
-        return {"experiment": "article-cycle", **asdict(self.config),
+        return {"experiment": "floor-cycle", **asdict(self.config),
                 "w_range": {r: [float(g.w.min()), float(g.w.max())] for r, g in e},
                 "loss_range": {r: [float(g.loss.min()), float(g.loss.max())] for r, g in e},
                 "article_inside": {r: self.inside(r) for r in self.fits}, "article_implied": self.implied}
@@ -158,7 +158,7 @@ class SweepResult:
     slopes: dict  # quantity -> fitted log-log slope
 
     def summary(self) -> dict:
-        return {"experiment": "step-size-sweep", **asdict(self.config), "slopes": self.slopes,
+        return {"experiment": "floor-step-size", **asdict(self.config), "slopes": self.slopes,
                 "step_width": self.frame.step_width.tolist(), "epoch_sd": self.frame.epoch_sd.tolist()}
 
 
@@ -212,7 +212,7 @@ class MethodsResult:
         return 1 - 2 * self.config.effective_lr * sum(v * v for v in data.TOY_X)
 
     def summary(self) -> dict:
-        return {"experiment": "methods", **asdict(self.config), "decay_slope": self.decay_slope,
+        return {"experiment": "floor-methods", **asdict(self.config), "decay_slope": self.decay_slope,
                 "gd_factor": self.gd_factor,
                 "final_distance": {m: self.final(m) for m in self.frame.method.unique()}}
 

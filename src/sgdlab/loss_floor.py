@@ -150,7 +150,7 @@ class ReplayResult:
 
     def summary(self) -> dict:
         return {
-            "experiment": "article-replay", **asdict(self.config), "shared_epochs": self.shared_epochs(),
+            "experiment": "floor-replay", **asdict(self.config), "shared_epochs": self.shared_epochs(),
             "steps": {run: int((self.steps.run == run).sum()) for run in self.decoded},
             "matches": {run: self.matches(run) for run in self.decoded},
             "orders": {run: d.orders.tolist() for run, d in self.decoded.items()},
@@ -244,7 +244,7 @@ class FourRunsResult:
 
     def summary(self) -> dict:
         rows = self.decomposition.set_index("run")
-        return {"experiment": "four-runs", **asdict(self.config),
+        return {"experiment": "floor-four-runs", **asdict(self.config),
                 "runs": {name: {k: (v if isinstance(v, str) else float(v)) for k, v in row.items()}
                          for name, row in rows.iterrows()}}
 

@@ -42,7 +42,7 @@ class PrecisionResult:
         return sum(v * v for v in data.TOY_X) / len(data.TOY_X) * FLOAT32.eps**2
 
     def summary(self) -> dict:
-        return {"experiment": "precision", **asdict(self.config), "first_print_zero": self.first_print_zero,
+        return {"experiment": "floor-precision", **asdict(self.config), "first_print_zero": self.first_print_zero,
                 "loss_at_print_zero": self.loss_at_print_zero, "first_exact_zero": self.first_exact_zero,
                 "article_loss_at_print_zero": self.article_loss_at_print_zero, "print_zero": PRINT_ZERO,
                 "float32_eps": FLOAT32.eps, "float32_smallest_normal": FLOAT32.tiny,

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import experiments as ex
-from . import norms, steepest, taylor
+from . import capacity, cycle, loss_floor, norms, precision, steepest, taylor
 from .experiments import ConfigError, check_device
 from .plots import baseline as baseline_plots
+from .plots import loss_floor as loss_floor_plots
 from .plots import steepest as steepest_plots
 
 
@@ -49,7 +50,30 @@ EXPERIMENTS: dict[str, Experiment] = {
         name: Experiment(name, description, ex.TOY_RUNS[name], _toy(name), baseline_plots.toy_loss)
         for name, description in _TOY_DESCRIPTIONS.items()
     },
+    "baseline-orders": Experiment(
+        "baseline-orders", "the baseline retrained under 32 batch orders: the article's digits do not depend on its shuffle",
+        ex.RunConfig(), ex.baseline_order_spread,
+    ),
 }
+
+_QUESTION_1 = [  # chapter 2: why the loss does not reach zero
+    ("floor-replay", "the article's per-step log decoded into its batch order and replayed, digit for digit",
+     loss_floor.article_replay, loss_floor.ReplayConfig, None),
+    ("floor-four-runs", "the four toy runs with their least-squares floors: final loss = floor + quadratic gap",
+     loss_floor.four_runs, loss_floor.FourRunsConfig, loss_floor_plots.four_runs),
+    ("floor-cycle", "constant-step SGD circles w* on the label-3.1 data; the article's w lies inside the band",
+     cycle.article_cycle, cycle.CycleConfig, loss_floor_plots.article_cycle),
+    ("floor-step-size", "width of the SGD cycle against the step size, with fitted log–log slopes",
+     cycle.step_size_sweep, cycle.SweepConfig, loss_floor_plots.step_size_sweep),
+    ("floor-methods", "constant step vs full-batch gradient descent vs a Robbins–Monro decaying step",
+     cycle.methods, cycle.MethodsConfig, loss_floor_plots.methods),
+    ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
+     capacity.noise_floor_sweep, capacity.NoiseFloorConfig, loss_floor_plots.noise_floor),
+    ("floor-capacity", "polynomial features of growing degree: training loss to zero, test loss above the floor",
+     capacity.capacity_sweep, capacity.CapacityConfig, loss_floor_plots.capacity),
+    ("floor-precision", "what a printed 0.000000 means in float32",
+     precision.precision, precision.PrecisionConfig, loss_floor_plots.precision),
+]
 
 _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-directional", "directional derivative around θ0 over all angles: a cosine, least at −∇f",
@@ -72,7 +96,7 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
 
 EXPERIMENTS.update({
     name: Experiment(name, description, config(), function, figure)
-    for name, description, function, config, figure in _QUESTION_2
+    for name, description, function, config, figure in _QUESTION_1 + _QUESTION_2
 })
 
 

@@ -33,10 +33,10 @@ def summary_digest(summary: dict) -> str:
 
 
 def digests() -> pd.DataFrame:
-    """Run every registered experiment with its defaults; its seed, main number and summary digest."""
+    """Run every registered experiment with its defaults: its seed and the digest of its summary."""
     rows = []
     for name, experiment in EXPERIMENTS.items():
         summary = run(name).summary()
-        rows.append({"experiment": name, "seed": experiment.config.seed,
-                     "final_loss": f"{summary['final_loss']:.6e}", "sha256 (first 16)": summary_digest(summary)[:16]})
+        rows.append({"experiment": name, "seed": experiment.config.seed, "summary keys": len(summary),
+                     "sha256 of the summary (first 16)": summary_digest(summary)[:16]})
     return pd.DataFrame(rows).set_index("experiment")
