@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import experiments as ex
 from . import capacity, cycle, loss_floor, norms, precision, steepest, taylor
+from . import experiments as ex
 from .experiments import ConfigError, check_device
 from .plots import baseline as baseline_plots
 from .plots import loss_floor as loss_floor_plots
@@ -51,7 +51,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         for name, description in _TOY_DESCRIPTIONS.items()
     },
     "baseline-orders": Experiment(
-        "baseline-orders", "the baseline retrained under 32 batch orders: the article's digits do not depend on its shuffle",
+        "baseline-orders",
+        "the baseline retrained under 32 batch orders: the article's digits do not depend on its shuffle",
         ex.RunConfig(), ex.baseline_order_spread,
     ),
 }
@@ -82,7 +83,8 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      taylor.remainder, taylor.RemainderConfig, steepest_plots.remainder),
     ("steepest-curvature", "L = λ_max(H) of the article's losses and where its learning rates sit against 2/L",
      steepest.curvature, steepest.CurvatureConfig, None),
-    ("steepest-descent-lemma", "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
+    ("steepest-descent-lemma",
+     "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
      steepest.descent_lemma, steepest.DescentLemmaConfig, steepest_plots.descent_lemma),
     ("steepest-rate", "linear convergence of gradient descent at η = 1/L and 2/(μ+L): predicted vs measured",
      steepest.rate, steepest.RateConfig, steepest_plots.rate),
