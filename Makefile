@@ -11,7 +11,8 @@ STAMP  := $(VENV)/.installed-stamp
 report: $(STAMP)  ## render the report (Quarto if installed, else the built-in engine) into _book/
 	$(VENV)/bin/sgdlab render
 
-test: $(STAMP)  ## the test suite (unit, property, contract and report tests)
+test: $(STAMP)  ## lint, then the test suite (unit, property, contract and report tests)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 
 bench: $(STAMP)  ## time the reference loop against the batched engine, and peak memory
