@@ -166,3 +166,15 @@ def test_cuda_matches_cpu_within_float_rounding():
     cpu = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10)
     gpu = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10, device="cuda")
     assert torch.allclose(gpu.epoch_params.cpu(), cpu.epoch_params, atol=1e-5)
+
+
+def test_all_runs_diverged_stops_early_and_marks_the_rest_nan():
+    ds = data.toy_data(noisy=False)
+    orders = data.batch_orders(ds.n, 500, data.generator(0, "order"))
+    traj = engine.train(ds.X, ds.y, torch.tensor([[2.0, 2.0]]), torch.tensor([30.0, 40.0]), orders,
+                        batch_size=1, model=engine.Model(bias=False), loss="plain", grad_divisor=10,
+                        record_steps=True)
+    assert traj.diverged.all()
+    last = int(traj.diverged_step.max())
+    assert last < 500 * 4  # stopped long before the 500 epochs
+    assert torch.isnan(traj.step_params[-1]).all() and torch.isnan(traj.epoch_loss[-1]).all()

@@ -125,7 +125,6 @@ def train(
 
     for epoch in range(epochs):
         Xe, ye = shuffle(Xd, yd, orders[epoch].to(Xd.device))
-        start = theta.clone()
         step.epoch(Xe, ye, theta, epoch * steps_per_epoch, step_params)
         epoch_params[epoch + 1] = theta
         epoch_loss[epoch + 1] = full_loss(model, Xd, yd, theta, loss)
@@ -134,11 +133,14 @@ def train(
             one = slice(k, k + 1)
             replay = make_stepper(lr[one])
             diverged_step[k] = replay.locate_divergence(
-                *_one_run(Xe, ye, k), start[:, one], epoch * steps_per_epoch, *_one_run(Xd, yd, k), loss
+                *_one_run(Xe, ye, k), epoch_params[epoch, :, one], epoch * steps_per_epoch, *_one_run(Xd, yd, k), loss
             )
         if bool(blown.any()) and bool((diverged_step >= 0).all()):
+            # Every run has diverged: stop, and mark what was never computed as such.
             epoch_params[epoch + 2 :] = float("nan")
             epoch_loss[epoch + 2 :] = float("nan")
+            if step_params is not None:
+                step_params[(epoch + 1) * steps_per_epoch + 1 :] = float("nan")
             break
     return Trajectory(epoch_params, epoch_loss, step_params, diverged_step, steps_per_epoch)
 
