@@ -29,9 +29,15 @@ ENGINES = ("auto", "quarto", "builtin")
 FORMATS = ("html", "pdf", "all")
 
 
+def quarto_path() -> str | None:
+    """Quarto on PATH, or the one `pip install .[quarto]` put beside this Python (venv/bin)."""
+    beside = Path(sys.executable).parent / "quarto"
+    return shutil.which("quarto") or (str(beside) if beside.is_file() else None)
+
+
 def render_quarto(root: Path, to: str, progress: bool) -> list[Path]:
     """Run `quarto render` in root with the kernel of this Python; return what it wrote."""
-    cmd = [shutil.which("quarto") or "quarto", "render"] + ([] if to == "all" else ["--to", to])
+    cmd = [quarto_path() or "quarto", "render"] + ([] if to == "all" else ["--to", to])
     env = {**os.environ, "QUARTO_PYTHON": sys.executable}
     tail: collections.deque[str] = collections.deque(maxlen=40)
     with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -55,7 +61,7 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
         raise RenderError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if to not in FORMATS:
         raise RenderError(f"unknown output format {to!r}; use one of {', '.join(FORMATS)}")
-    has_quarto = shutil.which("quarto") is not None
+    has_quarto = quarto_path() is not None
     if engine == "quarto" and not has_quarto:
         raise RenderError("quarto not found on PATH; install it from https://quarto.org"
                           " or use --engine builtin")
