@@ -31,13 +31,23 @@ class Model:
     def predict(self, Xd: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Predictions (..., n, K) for data (n, p) or (n, p, K) and parameters (..., p, K)."""
         if Xd.dim() == 2:
-            y_hat = torch.matmul(Xd, theta)
-        else:
-            y_hat = (Xd * theta.unsqueeze(-3)).sum(-2)
-        if self.jump_at is not None:
-            # The jump is piecewise constant: it moves ŷ but adds nothing to dŷ/dθ = x.
-            y_hat = y_hat + self.jump_height * (y_hat >= self.jump_at).to(y_hat.dtype)
-        return y_hat
+            return _by_columns(Xd, theta, self.jump).movedim(0, -2).reshape(*theta.shape[:-2], Xd.shape[0], -1)
+        return self.jump((Xd * theta.unsqueeze(-3)).sum(-2))
+
+    def jump(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The piecewise jump, if any. It moves ŷ but, constant by pieces, adds nothing to dŷ/dθ = x."""
+        if self.jump_at is None:
+            return y_hat
+        return y_hat + self.jump_height * (y_hat >= self.jump_at).to(y_hat.dtype)
+
+
+def _by_columns(Xd: torch.Tensor, theta: torch.Tensor, jump) -> torch.Tensor:
+    """ŷ for shared data and any batch of θ as one (n, p) @ (p, M) product, laid out (n, M, K).
+
+    torch.matmul's batched broadcast is far slower here: it expands Xd per θ and runs a bmm.
+    """
+    p, K = theta.shape[-2:]
+    return jump(Xd @ theta.movedim(-2, 0).reshape(p, -1)).view(Xd.shape[0], -1, K)
 
 
 LINEAR = Model()
@@ -74,9 +84,14 @@ def runs_last(Xa: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def full_loss(model: Model, Xd: torch.Tensor, yd: torch.Tensor, theta: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean training loss per run, (..., K), for theta (..., p, K): the article's `train_l.mean()`."""
-    residual = model.predict(Xd, theta)  # a fresh tensor: safe to update in place (saves passes)
-    residual -= yd
-    mean_squared = residual.square_().mean(-2)
+    if Xd.dim() == 2:
+        residual = _by_columns(Xd, theta, model.jump)  # (n, M, K), a fresh tensor: updated in place
+        residual -= yd.unsqueeze(1)
+        mean_squared = residual.square_().mean(0).reshape(theta.shape[:-2] + theta.shape[-1:])
+    else:
+        residual = model.predict(Xd, theta)
+        residual -= yd
+        mean_squared = residual.square_().mean(-2)
     return mean_squared / 2 if loss == "half" else mean_squared
 
 
@@ -123,43 +138,68 @@ def train(
     epoch_loss[0] = full_loss(model, Xd, yd, theta, loss)
     diverged_step = torch.full((K,), -1, dtype=torch.int64)  # on the CPU: read once per epoch
 
-    for epoch in range(epochs):
-        Xe, ye = shuffle(Xd, yd, orders[epoch].to(Xd.device))
-        step.epoch(Xe, ye, theta, epoch * steps_per_epoch, step_params)
-        epoch_params[epoch + 1] = theta
-        epoch_loss[epoch + 1] = full_loss(model, Xd, yd, theta, loss)
-        blown = (~torch.isfinite(epoch_loss[epoch + 1])).cpu() & (diverged_step < 0)
-        for k in blown.nonzero().flatten().tolist():
+    chunk = _chunk_epochs(n, p, K)
+    for first in range(0, epochs, chunk):
+        last = min(first + chunk, epochs)
+        for epoch, (Xe, XeT, ye) in enumerate(epoch_data(Xd, yd, orders[first:last].to(Xd.device)), start=first):
+            step.epoch(Xe, XeT, ye, theta, epoch * steps_per_epoch, step_params)
+            epoch_params[epoch + 1] = theta
+        # Losses and the divergence check once per chunk of epochs, vectorised: on a tiny data set
+        # (the article's four points) per-epoch bookkeeping would cost more than the steps.
+        epoch_loss[first + 1 : last + 1] = full_loss(model, Xd, yd, epoch_params[first + 1 : last + 1], loss)
+        blown = ~torch.isfinite(epoch_loss[first + 1 : last + 1]).cpu()  # (chunk, K)
+        newly = blown.any(0) & (diverged_step < 0)
+        for k in newly.nonzero().flatten().tolist():
+            epoch = first + int(blown[:, k].nonzero()[0, 0])
             one = slice(k, k + 1)
-            replay = make_stepper(lr[one])
-            diverged_step[k] = replay.locate_divergence(
-                *_one_run(Xe, ye, k), epoch_params[epoch, :, one], epoch * steps_per_epoch, *_one_run(Xd, yd, k), loss
+            Xe, XeT, ye = _one_run(*next(epoch_data(Xd, yd, orders[epoch : epoch + 1].to(Xd.device))), k)
+            Xk, _, yk = _one_run(Xd, None, yd, k)
+            diverged_step[k] = make_stepper(lr[one]).locate_divergence(
+                Xe, XeT, ye, epoch_params[epoch, :, one], epoch * steps_per_epoch, Xk, yk, loss
             )
-        if bool(blown.any()) and bool((diverged_step >= 0).all()):
+        if bool(newly.any()) and bool((diverged_step >= 0).all()):
             # Every run has diverged: stop, and mark what was never computed as such.
-            epoch_params[epoch + 2 :] = float("nan")
-            epoch_loss[epoch + 2 :] = float("nan")
+            epoch_params[last + 1 :] = float("nan")
+            epoch_loss[last + 1 :] = float("nan")
             if step_params is not None:
-                step_params[(epoch + 1) * steps_per_epoch + 1 :] = float("nan")
+                step_params[last * steps_per_epoch + 1 :] = float("nan")
             break
     return Trajectory(epoch_params, epoch_loss, step_params, diverged_step, steps_per_epoch)
 
 
-def shuffle(Xd: torch.Tensor, yd: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Data in this epoch's batch order: one shared order (n,) or one per run (K, n)."""
-    if order.dim() == 1:
-        return Xd.index_select(0, order), yd.index_select(0, order)
-    K = order.shape[0]
-    idx = order.T  # (n, K)
-    Xk = Xd.unsqueeze(-1).expand(*Xd.shape, K) if Xd.dim() == 2 else Xd
-    Xe = torch.gather(Xk, 0, idx.unsqueeze(1).expand(-1, Xk.shape[1], -1))
-    return Xe, torch.gather(yd.expand(-1, K), 0, idx)
+def _chunk_epochs(n: int, p: int, K: int, budget: int = 1 << 22, most: int = 256) -> int:
+    """Epochs shuffled and checked together: their data copies and losses stay within `budget` floats."""
+    return max(1, min(most, budget // (n * p * K)))
 
 
-def _one_run(X: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run k's data: per-run X (n, p, K) and y (n, K) are sliced; shared (n, p) and (n, 1) pass through."""
+def epoch_data(Xd: torch.Tensor, yd: torch.Tensor, orders: torch.Tensor):
+    """Yield each epoch's data in batch order, (Xe, XeT, ye), for orders (C, n) or (C, K, n).
+
+    Shared orders gather all C epochs in one call, and for shared data also the transposes that
+    the gradient's matrix product reads as contiguous slices (XeT is None for per-run data).
+    """
+    if orders.dim() == 2:
+        C, n = orders.shape
+        flat = orders.reshape(-1)  # index_select on the flat order: much cheaper than X[orders]
+        Xc = Xd.index_select(0, flat).view(C, n, *Xd.shape[1:])  # (C, n, p[, K])
+        yc = yd.index_select(0, flat).view(C, n, -1)  # (C, n, K or 1)
+        XcT = Xc.transpose(1, 2).contiguous() if Xd.dim() == 2 else None  # (C, p, n)
+        for i in range(orders.shape[0]):
+            yield Xc[i], None if XcT is None else XcT[i], yc[i]
+        return
+    for order in orders:  # (K, n): one order per run
+        idx = order.T  # (n, K)
+        K = order.shape[0]
+        Xk = Xd.unsqueeze(-1).expand(*Xd.shape, K) if Xd.dim() == 2 else Xd
+        Xe = torch.gather(Xk, 0, idx.unsqueeze(1).expand(-1, Xk.shape[1], -1))
+        yield Xe, None, torch.gather(yd.expand(-1, K), 0, idx)
+
+
+def _one_run(X, XT, y, k: int):
+    """Run k's data: per-run X (n, p, K) and y (n, K) are sliced; shared (n, p), its XT and (n, 1) pass through."""
     one = slice(k, k + 1)
-    return (X[..., one].contiguous() if X.dim() == 3 else X), (y[:, one].contiguous() if y.shape[1] > 1 else y)
+    X1 = X[..., one].contiguous() if X.dim() == 3 else X
+    return X1, XT, (y[:, one].contiguous() if y.shape[1] > 1 else y)
 
 
 class _Stepper:
@@ -179,11 +219,13 @@ class _Stepper:
         self.prod = like.new_empty(batch_size, p, K)  # per-run data only: (Xb * theta) before the sum
         self.lr_t = lr.clone()
 
-    def epoch(self, Xe, ye, theta, t, step_params, check=None):
-        """One pass over the (already shuffled) data, updating theta in place; returns the step count."""
+    def epoch(self, Xe, XeT, ye, theta, t, step_params, check=None):
+        """One pass over the (already shuffled) data, updating theta in place; returns the step count.
+
+        Shared data come with XeT (p, n), so that batches of Xᵀ are contiguous slices.
+        """
         model, B, n, r, grad = self.model, self.batch_size, ye.shape[0], self.r, self.grad
         shared = Xe.dim() == 2
-        XeT = Xe.T.contiguous() if shared else None  # (p, n): batches of Xᵀ as contiguous slices
         for s in range(0, n, B):
             b = min(B, n - s)
             rb = r[:b]
@@ -215,10 +257,10 @@ class _Stepper:
                 return t
         return t
 
-    def locate_divergence(self, Xe, ye, theta, t0, Xd, yd, loss):
+    def locate_divergence(self, Xe, XeT, ye, theta, t0, Xd, yd, loss):
         """Replay one epoch of one run step by step: the first step whose full-data loss is inf/NaN."""
 
         def blown(th):
             return not bool(torch.isfinite(full_loss(self.model, Xd, yd, th, loss)).all())
 
-        return self.epoch(Xe, ye, theta.clone(), t0, None, check=blown)
+        return self.epoch(Xe, XeT, ye, theta.clone(), t0, None, check=blown)
