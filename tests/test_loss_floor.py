@@ -139,6 +139,27 @@ def test_exact_least_squares_fractions():
     assert lf.exact_least_squares(X, data.TOY_Y_CLEAN, bias=False) == (1, 0, 0)
 
 
+def test_target_loss_reverses_the_floors():
+    """Against y = x: w* = 143/140 gives (3/140)²·mean(x²) = 9/5600; (1.03, −0.02) gives 7/4000; the jump 1/400."""
+    assert lf.target_loss("toy-clean") == 0
+    assert lf.target_loss("toy-noisy") == Fraction(9, 5600)
+    assert lf.target_loss("toy-bias") == Fraction(7, 4000)
+    assert lf.target_loss("toy-piecewise") == Fraction(1, 400)
+    # Independent float64 check: each optimal model's mean squared distance from y = x.
+    x = torch.tensor(X, dtype=torch.float64)
+    for name, bias in (("toy-noisy", False), ("toy-bias", True)):
+        fit = theory.least_squares(x.reshape(-1, 1), torch.tensor(Y_NOISY, dtype=torch.float64), bias=bias)
+        y_hat = x * fit.theta[0] + (fit.theta[1] if bias else 0)
+        assert float(((y_hat - x) ** 2).mean()) == pytest.approx(float(lf.target_loss(name)), rel=1e-12)
+
+
+def test_chance_agreement_is_the_product_over_epochs(replay):
+    """k orders print the piecewise log in an epoch: an independent shuffle matches with chance k/4!."""
+    ks = replay.decoded["toy-piecewise"].consistent[:7]
+    assert replay.chance_agreement() == pytest.approx(float(math.prod(Fraction(k, 24) for k in ks)), rel=1e-12)
+    assert replay.chance_agreement() < 1e-8
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_float64_least_squares_agrees_with_fractions(bias):
     ds = data.toy_data(True, dtype=torch.float64)
@@ -196,6 +217,15 @@ def test_article_values_lie_in_the_cycle(cycle):
         assert lo <= art["w"] <= hi
         assert s["loss_range"][name][0] >= cycle.fits[name].loss_floor - 1e-7  # float32 evaluation
     json.dumps(s)
+
+
+def test_tail_fraction_counts_epoch_ends_beyond_the_article(cycle):
+    s = cycle.summary()["article_tail_fraction"]
+    for name, art in lf.ARTICLE_FINAL.items():
+        w = cycle.epochs[cycle.epochs.run == name].w
+        assert art["w"] > w.median()  # both article values lie above the median
+        assert s[name] == pytest.approx(float((w >= art["w"]).mean()))
+        assert 0 < s[name] < 0.5
 
 
 def test_article_noisy_loss_follows_from_its_w(cycle):
@@ -275,6 +305,8 @@ def test_causes_table():
     t = lf.causes()
     assert t.index.name == "cause" and list(t.columns) == ["symptom", "what helps", "in the article"]
     assert len(t) >= 5
+    # Too much capacity and printing give (apparent) zeros, not a non-zero loss: marked as such.
+    assert [c for c in t.index if c.startswith("(zero)")] == ["(zero) too much capacity", "(zero) printing"]
 
 
 def test_report_tables_fit_a_page(replay, four, cycle, noise, precision):
@@ -338,7 +370,7 @@ def test_summaries_have_their_documented_keys(replay, four, cycle, sweep, method
     keys = [
         (replay, {"steps", "matches", "orders", "consistent_orders", "shared_epochs"}),
         (four, {"runs", "long_epochs"}),
-        (cycle, {"w_range", "loss_range", "article_inside", "article_implied"}),
+        (cycle, {"w_range", "loss_range", "article_inside", "article_implied", "article_tail_fraction"}),
         (sweep, {"slopes", "step_width", "epoch_sd", "effective_lrs"}),
         (methods, {"decay_slope", "gd_factor", "final_distance"}),
         (noise, {"article_floor", "ratio", "ratio_ci", "pooled_ratio", "intervals_missing_one", "largest_miss",

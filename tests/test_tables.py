@@ -1,5 +1,6 @@
 """Report tables and the reproducibility appendix: built from results, never typed."""
 
+import itertools
 import json
 
 from sgdlab import experiments as ex
@@ -32,3 +33,12 @@ def test_digest_is_stable_and_sensitive():
 def test_environment_lists_versions():
     env = repro.environment()
     assert {"Python", "torch", "numpy", "platform"} <= set(env.index)
+
+
+def test_loss_over_floor_reads_the_history():
+    result = ex.baseline(ex.RunConfig(epochs=5))
+    first = result.history[result.history.implementation == "scratch"].loss.iloc[0]
+    assert tables.loss_over_floor(result, 0) == first / result.loss_floor
+    # The loss falls towards, never below, the least-squares floor.
+    ratios = [tables.loss_over_floor(result, e) for e in range(6)]
+    assert all(a > b > 1 for a, b in itertools.pairwise(ratios))

@@ -45,3 +45,10 @@ def order_spread(result: OrderSpreadResult) -> pd.DataFrame:
           "printed (all orders)": " / ".join(sorted({printed.format(v) for v in f[col]})),
           "the article": printed.format(article)} for label, col, article, fmt, printed in rows]
     ).set_index("quantity")
+
+
+def loss_over_floor(result: BaselineResult, epoch: int, implementation: str = "scratch") -> float:
+    """Training loss after `epoch` epochs divided by the closed-form floor (1 means: on the floor)."""
+    h = result.history
+    loss = h[(h.implementation == implementation) & (h.epoch == epoch)].loss
+    return float(loss.iloc[0]) / result.loss_floor

@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 from ..capacity import CapacityResult, NoiseFloorResult
 from ..cycle import CycleResult, MethodsResult, SweepResult, cycle_constants
-from ..experiments import TOY_RUNS
+from ..data import NOISE_STD
+from ..experiments import ARTICLE_BASELINE, TOY_RUNS
 from ..loss_floor import ARTICLE_FINAL, PRINT_ZERO, FourRunsResult
 from ..precision import PrecisionResult
 from .style import PALETTE, figure
@@ -116,7 +117,8 @@ def noise_floor(result: NoiseFloorResult) -> Figure:
                     label="measured: 95 % of single runs")
     ax.plot(f.sigma, f.predicted, color="black", lw=1, label="predicted σ²/2·(n − p)/n")
     ax.plot(f.sigma, f["mean"], "o", ms=4, color=PALETTE[0], label="measured mean")
-    ax.plot(0.01, 0.000049, "*", ms=11, color=PALETTE[1], label="the article's 0.000049 (quoted)")
+    printed = ARTICLE_BASELINE["final_loss"]
+    ax.plot(NOISE_STD, printed, "*", ms=11, color=PALETTE[1], label=f"the article's {printed:f} (quoted)")
     ax.set(xscale="log", yscale="log", xlabel="noise σ", ylabel="minimal training loss (½ squared error)")
     ax.legend(fontsize=7)
     bx.fill_between(f.sigma, f.band_lo / f.predicted, f.band_hi / f.predicted, color="grey", alpha=0.15, lw=0,
