@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
+from sgdlab import article_log as al
 from sgdlab import capacity as cap
 from sgdlab import cycle as cy
 from sgdlab import data, engine, experiments, theory
@@ -27,7 +28,7 @@ X, Y_NOISY = data.TOY_X, data.TOY_Y_NOISY
 
 @pytest.fixture(scope="module")
 def replay():
-    return lf.article_replay()
+    return al.article_replay()
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +70,9 @@ def precision():
 
 
 def test_article_log_has_29_steps_and_shrink_factors():
-    for name in lf.ARTICLE_LOG_VALUES:
-        assert len(lf.article_log(name)) == 29
-    assert [lf.shrink_factor(0.03, v) for v in X] == pytest.approx([1, 0.94, 0.76, 0.46])
+    for name in al.ARTICLE_LOG_VALUES:
+        assert len(al.article_log(name)) == 29
+    assert [al.shrink_factor(0.03, v) for v in X] == pytest.approx([1, 0.94, 0.76, 0.46])
 
 
 def test_decoded_order_of_the_clean_run(replay):
@@ -85,9 +86,9 @@ def test_decoded_order_of_the_clean_run(replay):
 
 def test_replay_prints_the_article_log(replay):
     """The article's order through the engine gives its printed loss at every step, to 6 decimals."""
-    for name in lf.ARTICLE_LOG_VALUES:
+    for name in al.ARTICLE_LOG_VALUES:
         frame = replay.steps[replay.steps.run == name]
-        assert list(frame.replay) == list(lf.article_log(name)), name
+        assert list(frame.replay) == list(al.article_log(name)), name
         assert replay.matches(name) == 29
 
 
@@ -99,9 +100,9 @@ def test_first_factor_identifies_x_equal_2(replay):
 
 def test_clean_epoch_loss_closed_form_matches_article():
     """Epoch ends of the article's clean log equal mean(x²)·Π(1 − 2ηx²)^(2E), whatever the order."""
-    log = lf.article_log("toy-clean")
+    log = al.article_log("toy-clean")
     for epoch in range(1, 8):
-        assert f"{lf.clean_epoch_loss(epoch, 0.03):f}" == log[4 * epoch - 1]
+        assert f"{al.clean_epoch_loss(epoch, 0.03):f}" == log[4 * epoch - 1]
 
 
 @settings(max_examples=25, deadline=None)
@@ -113,10 +114,10 @@ def test_clean_epoch_end_loss_is_order_independent(orders, eta):
     the loss 3.5·e² carries an absolute error ~ 7·|e|·(a few ulp); the tolerance says so.
     """
     toy = replace(experiments.TOY_RUNS["toy-clean"], lr=eta, grad_divisor=1)
-    traj, _ = lf.train_toy(toy, torch.tensor(orders), dtype=torch.float64)
+    traj, _ = al.train_toy(toy, torch.tensor(orders), dtype=torch.float64)
     for epoch in range(1, len(orders) + 1):
-        expected = lf.clean_epoch_loss(epoch, eta)
-        e = lf.clean_epoch_factor(eta) ** epoch  # w0 − 1 = 1
+        expected = al.clean_epoch_loss(epoch, eta)
+        e = al.clean_epoch_factor(eta) ** epoch  # w0 − 1 = 1
         assert float(traj.epoch_params[epoch, 0, 0]) - 1 == pytest.approx(e, rel=1e-9, abs=1e-14)
         assert float(traj.epoch_loss[epoch, 0]) == pytest.approx(expected, rel=1e-9, abs=1e-13 * math.sqrt(expected))
 
@@ -125,7 +126,7 @@ def test_replay_summary_is_json_and_deterministic(replay):
     s = replay.summary()
     assert {"steps", "matches", "orders", "consistent_orders"} <= s.keys()
     json.dumps(s)
-    assert lf.article_replay().summary() == s
+    assert al.article_replay().summary() == s
     assert list(replay.table().columns)[:2] == ["epoch", "x drawn"]
     assert replay.table().index.name == "step"
 
@@ -212,7 +213,7 @@ def test_cycle_constants_exact():
 def test_article_values_lie_in_the_cycle(cycle):
     s = cycle.summary()
     assert s["article_inside"] == {"toy-noisy": True, "toy-bias": True}
-    for name, art in lf.ARTICLE_FINAL.items():
+    for name, art in al.ARTICLE_FINAL.items():
         lo, hi = s["w_range"][name]
         assert lo <= art["w"] <= hi
         assert s["loss_range"][name][0] >= cycle.fits[name].loss_floor - 1e-7  # float32 evaluation
@@ -221,7 +222,7 @@ def test_article_values_lie_in_the_cycle(cycle):
 
 def test_tail_fraction_counts_epoch_ends_beyond_the_article(cycle):
     s = cycle.summary()["article_tail_fraction"]
-    for name, art in lf.ARTICLE_FINAL.items():
+    for name, art in al.ARTICLE_FINAL.items():
         w = cycle.epochs[cycle.epochs.run == name].w
         assert art["w"] > w.median()  # both article values lie above the median
         assert s[name] == pytest.approx(float((w >= art["w"]).mean()))
@@ -231,7 +232,7 @@ def test_tail_fraction_counts_epoch_ends_beyond_the_article(cycle):
 def test_article_noisy_loss_follows_from_its_w(cycle):
     """The article's w = 1.0266 and the decomposition give its printed 0.000986."""
     assert cycle.table().loc["loss implied by the article's w", "w·x"] == "0.000986"
-    assert f"{cycle.implied['toy-noisy']:.6f}" == f"{lf.ARTICLE_FINAL['toy-noisy']['loss']:.6f}"
+    assert f"{cycle.implied['toy-noisy']:.6f}" == f"{al.ARTICLE_FINAL['toy-noisy']['loss']:.6f}"
 
 
 def test_step_size_sweep_slopes(sweep):
@@ -354,7 +355,7 @@ def test_figures(four, cycle, sweep, methods, noise, capacity, precision):
 def test_engine_is_used_with_many_runs():
     """Sanity: the toy helper trains K runs at once with per-run orders."""
     orders = torch.stack([data.batch_orders(4, 3, data.generator(s, "order")) for s in range(5)], 1)
-    traj, losses = lf.train_toy(experiments.TOY_RUNS["toy-noisy"], orders)
+    traj, losses = al.train_toy(experiments.TOY_RUNS["toy-noisy"], orders)
     assert traj.epoch_params.shape == (4, 1, 5) and losses.shape == (13, 5)
     assert not bool(traj.diverged.any())
     assert isinstance(engine.LINEAR, engine.Model)
@@ -363,7 +364,7 @@ def test_engine_is_used_with_many_runs():
 def test_divergence_is_an_error_not_nans():
     toy = replace(experiments.TOY_RUNS["toy-noisy"], lr=10.0)  # η = 1: the x = 3 step multiplies e by −17
     with pytest.raises(experiments.Diverged):
-        lf.train_toy(toy, data.batch_orders(4, 100, data.generator(0, "order")))
+        al.train_toy(toy, data.batch_orders(4, 100, data.generator(0, "order")))
 
 
 def test_summaries_have_their_documented_keys(replay, four, cycle, sweep, methods, noise, capacity, precision):

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from . import data, engine, theory
-from .loss_floor import checked
+from .article_log import checked
 
 # --------------------------------------------------------------------------- noise sets the floor
 

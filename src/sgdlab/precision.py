@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from . import data, experiments
-from .loss_floor import PRINT_ZERO, article_log, decode_order, train_toy
+from .article_log import PRINT_ZERO, article_log, decode_order, train_toy
 
 FLOAT32 = torch.finfo(torch.float32)
 

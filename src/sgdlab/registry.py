@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import capacity, cycle, loss_floor, norms, precision, steepest, taylor
+from . import article_log, capacity, cycle, loss_floor, norms, precision, steepest, taylor
 from . import experiments as ex
 from .experiments import ConfigError, check_device
 from .plots import baseline as baseline_plots
@@ -59,7 +59,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
     ("floor-replay", "the article's per-step log decoded into its batch order and replayed, digit for digit",
-     loss_floor.article_replay, loss_floor.ReplayConfig, None),
+     article_log.article_replay, article_log.ReplayConfig, None),
     ("floor-four-runs", "the four toy runs with their least-squares floors: final loss = floor + quadratic gap",
      loss_floor.four_runs, loss_floor.FourRunsConfig, loss_floor_plots.four_runs),
     ("floor-cycle", "constant-step SGD circles w* on the label-3.1 data; the article's w lies inside the band",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..article_log import ARTICLE_FINAL, PRINT_ZERO
 from ..capacity import CapacityResult, NoiseFloorResult
 from ..cycle import CycleResult, MethodsResult, SweepResult, cycle_constants
 from ..data import NOISE_STD
 from ..experiments import ARTICLE_BASELINE, TOY_RUNS
-from ..loss_floor import ARTICLE_FINAL, PRINT_ZERO, FourRunsResult
+from ..loss_floor import FourRunsResult
 from ..precision import PrecisionResult
 from .style import PALETTE, figure
 
