@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,3 +207,37 @@ def test_report_refs_resolve():
         # a ref may point into a chapter that is not written yet
         problems = [p for p in problems if "unresolved cross-reference" not in p]
     assert problems == []
+
+
+FAKE_QUARTO = """#!/bin/sh
+# Stands in for Quarto: records how it was called, writes what `quarto render` would.
+printf '%s\\n' "$*" > "$PWD/quarto-args.txt"
+printf '%s\\n' "$QUARTO_PYTHON" > "$PWD/quarto-python.txt"
+mkdir -p _book && echo '<html></html>' > _book/index.html && echo '%PDF-1.7' > _book/Book.pdf
+[ -z "$FAIL" ] || { echo "ERROR: a chapter failed" >&2; exit 1; }
+"""
+
+
+@pytest.fixture
+def fake_quarto(monkeypatch, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "quarto"
+    exe.write_text(FAKE_QUARTO)
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return exe
+
+
+def test_quarto_engine_runs_quarto_render_with_this_python(fake_quarto, tmp_path):
+    root = copy_book(tmp_path)
+    paths = render(root, engine="auto", to="pdf")
+    assert (root / "quarto-args.txt").read_text().split() == ["render", "--to", "pdf"]
+    assert (root / "quarto-python.txt").read_text().strip() == sys.executable
+    assert [p.name for p in paths] == ["Book.pdf"]
+
+
+def test_quarto_failure_is_reported_with_its_output(fake_quarto, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAIL", "1")
+    with pytest.raises(RenderError, match=r"quarto render failed \(exit 1\):\n.*a chapter failed"):
+        render(copy_book(tmp_path), engine="quarto")
