@@ -14,9 +14,10 @@ import sys
 
 CHILD = r"""
 import resource, sys, time, torch
-from sgdlab import bench, data
+from sgdlab import bench
+from sgdlab.experiments import article_start
 K, epochs = int(sys.argv[1]), int(sys.argv[2])
-ds, w0, theta0 = bench._problem()
+ds, w0, theta0 = article_start(20)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 bench.engine_runs(ds, theta0, K, epochs)

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sgdlab import d2l, data, engine, theory
+from sgdlab.experiments import article_start
 
 TOY_MODELS = [
     engine.Model(bias=False),
@@ -13,17 +14,9 @@ TOY_MODELS = [
 ]
 
 
-def _baseline_problem(seed=20, n=1000):
-    gen = data.generator(seed)
-    ds = data.d2l_data(gen, n=n)
-    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)
-    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
-    return ds, w0, theta0
-
-
 def test_one_step_equals_closed_form_gradient():
     """θ1 = θ0 − lr · Xᵀ(Xθ0 − y)/B for D2L's ½ loss, computed independently in float64."""
-    ds, _, theta0 = _baseline_problem()
+    ds, _, theta0 = article_start(20)
     order = torch.arange(ds.n).unsqueeze(0)
     traj = engine.train(ds.X, ds.y, theta0, 0.1, order, batch_size=ds.n, record_steps=True)
     Xa = engine.augment(ds.X.double(), True)
@@ -50,7 +43,7 @@ def test_baseline_follows_the_article_loop_within_rounding():
     """Mini-batches of 10: autograd's matmul (BLAS, fused multiply-adds) and the engine's
     multiply-then-sum round differently in the last bit; gradient descent contracts those
     errors instead of amplifying them, so 300 epochs stay within a few float32 ulps of |θ| ≈ 4."""
-    ds, w0, theta0 = _baseline_problem()
+    ds, w0, theta0 = article_start(20)
     orders = data.batch_orders(ds.n, 20, data.generator(20, "order"))
     ref = d2l.scratch(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
     traj = engine.train(ds.X, ds.y, theta0, 0.03, orders, batch_size=10, record_steps=True)
@@ -59,7 +52,7 @@ def test_baseline_follows_the_article_loop_within_rounding():
 
 def test_concise_follows_scratch_within_rounding():
     """nn.MSELoss + optim.SGD at lr·b/(2·divisor) takes the same step as scratch, rounded differently."""
-    ds, w0, _ = _baseline_problem(n=200)
+    ds, w0, _ = article_start(20, n=200)
     orders = data.batch_orders(ds.n, 10, data.generator(1, "order"))
     ref = d2l.scratch(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
     con = d2l.concise(ds.X, ds.y, w0, 0.0, 0.03, orders, batch_size=10)
@@ -93,7 +86,7 @@ def test_engine_tracks_autograd_over_random_configs(seed, n, batch_size, lr, bia
 
 
 def test_full_batch_gradient_descent_converges_to_least_squares():
-    ds, _, theta0 = _baseline_problem()
+    ds, _, theta0 = article_start(20)
     fit = theory.least_squares(ds.X, ds.y, bias=True)
     order = torch.arange(ds.n).repeat(400, 1)
     traj = engine.train(ds.X.double(), ds.y.double(), theta0.double(), 0.5, order, batch_size=ds.n)
@@ -103,7 +96,7 @@ def test_full_batch_gradient_descent_converges_to_least_squares():
 
 def test_runs_are_independent():
     """Changing one run's learning rate leaves every other run's trajectory bit-identical."""
-    ds, _, theta0 = _baseline_problem(n=100)
+    ds, _, theta0 = article_start(20, n=100)
     orders = data.batch_orders(ds.n, 5, data.generator(0, "order"))
     lrs = torch.tensor([0.01, 0.02, 0.03, 0.04])
     a = engine.train(ds.X, ds.y, theta0.repeat(1, 4), lrs, orders, batch_size=10)
@@ -128,7 +121,7 @@ def test_per_run_orders_and_data():
 
 
 def test_divergence_is_flagged_with_its_step_and_does_not_poison_other_runs():
-    ds, _, theta0 = _baseline_problem(n=100)
+    ds, _, theta0 = article_start(20, n=100)
     orders = data.batch_orders(ds.n, 200, data.generator(0, "order"))
     lrs = torch.tensor([0.05, 5.0, 0.1])
     traj = engine.train(ds.X, ds.y, theta0.repeat(1, 3), lrs, orders, batch_size=10, record_steps=True)
@@ -144,7 +137,7 @@ def test_divergence_is_flagged_with_its_step_and_does_not_poison_other_runs():
 
 def test_decaying_step_follows_robbins_monro_schedule():
     """lr_t = lr · t0/(t0 + t): the first full-batch steps use exactly those step sizes."""
-    ds, _, theta0 = _baseline_problem(n=50)
+    ds, _, theta0 = article_start(20, n=50)
     order = torch.arange(ds.n).repeat(3, 1)
     traj = engine.train(ds.X.double(), ds.y.double(), theta0.double(), 0.2, order, batch_size=ds.n,
                         lr_decay_steps=2.0, record_steps=True)
@@ -160,7 +153,7 @@ def test_cuda_matches_cpu_within_float_rounding():
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine")
-    ds, _, theta0 = _baseline_problem()
+    ds, _, theta0 = article_start(20)
     orders = data.batch_orders(ds.n, 10, data.generator(0, "order"))
     lrs = torch.tensor([0.01, 0.03])
     cpu = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10)

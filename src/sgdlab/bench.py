@@ -14,6 +14,7 @@ import time
 import torch
 
 from . import d2l, data, engine
+from .experiments import article_start
 
 BATCH_SIZE = 10
 LR = 0.0003
@@ -26,13 +27,6 @@ def _best_of(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def _problem():
-    gen = data.generator(20)
-    ds = data.d2l_data(gen)
-    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)
-    return ds, w0, torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
 
 
 def reference_loop(ds, w0, epochs: int, seed: int = 0) -> None:
@@ -74,7 +68,7 @@ def matmul_gflops(size: int = 512, repeats: int = 5) -> float:
 
 def run_bench(repeats: int = 3, device: str = "cpu") -> dict:
     """Time (a) the article's loop, (b) the engine with K = 1, (c) with K = 1000; return a report."""
-    ds, w0, theta0 = _problem()
+    ds, w0, theta0 = article_start(20)
     steps_per_epoch = ds.n // BATCH_SIZE
     ref_epochs, k1_epochs, k1000_epochs = 3, 20, 5
     reference = _best_of(lambda: reference_loop(ds, w0, ref_epochs), repeats) / (ref_epochs * steps_per_epoch)

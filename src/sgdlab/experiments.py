@@ -42,15 +42,23 @@ class RunConfig:
 
     def validate(self, n: int) -> None:
         """Raise ConfigError naming the first bad value."""
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
-        if not 1 <= self.batch_size <= n:
+        for key in ("lr", "batch_size", "epochs", "seed", "device"):
+            check_setting(key, getattr(self, key))
+        if self.batch_size > n:
             raise ConfigError(f"--batch-size must be between 1 and the data size {n}, got {self.batch_size}")
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be ≥ 0, got {self.seed}")
-        check_device(self.device)
+
+
+def check_setting(key: str, value) -> None:
+    """Raise ConfigError for a bad value of a command-line setting, whichever experiment it is for."""
+    flag = "--" + key.replace("_", "-")
+    if key == "lr" and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag} must be a finite number > 0, got {value}")
+    if key in ("epochs", "batch_size") and value < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if key == "seed" and value < 0:
+        raise ConfigError(f"{flag} must be ≥ 0, got {value}")
+    if key == "device":
+        check_device(value)
 
 
 def check_device(device: str) -> None:
@@ -112,21 +120,29 @@ class BaselineResult:
         }
 
 
+def article_start(seed: int, n: int = data.NUM_EXAMPLES):
+    """D2L's data and the article's initial weights, drawn in its order from one stream.
+
+    Returns the Dataset, w0 (2, 1) and theta0 = (w1, w2, b = 0) as the engine's (3, 1).
+    """
+    gen = data.generator(seed)
+    ds = data.d2l_data(gen, n=n)
+    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)  # after X and the noise, as in the article
+    return ds, w0, torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
+
+
 def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     """D2L 3.2 on y = Xw + b + ε: scratch (engine), concise (nn.Linear + optim.SGD), closed form."""
-    gen = data.generator(config.seed)
-    ds = data.d2l_data(gen)
+    ds, w0, theta0 = article_start(config.seed)
     config.validate(ds.n)
-    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)  # the article's init, same stream
     orders = data.batch_orders(ds.n, config.epochs, data.generator(config.seed, "order"))
-    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)  # (3, 1): w1, w2, b
 
     traj = engine.train(ds.X, ds.y, theta0, config.lr, orders, batch_size=config.batch_size, device=config.device)
     _check(traj, "baseline", config.lr)
     concise_steps = d2l.concise(ds.X, ds.y, w0, 0.0, config.lr, orders, batch_size=config.batch_size)
     concise_epochs = concise_steps[:: traj.steps_per_epoch]  # (E+1, 3)
     Xr, yr = engine.runs_last(engine.augment(ds.X, True), ds.y)
-    concise_loss = engine.full_loss(engine.Model(), Xr, yr, concise_epochs.T.unsqueeze(-1).permute(1, 0, 2), "half")
+    concise_loss = engine.full_loss(engine.LINEAR, Xr, yr, concise_epochs.unsqueeze(-1), "half")  # (E+1, 1)
     if not bool(torch.isfinite(concise_loss).all()):
         raise Diverged("baseline (concise)", int((~torch.isfinite(concise_loss)).nonzero()[0, 0]), config.lr)
 
@@ -176,11 +192,9 @@ class OrderSpreadResult:
 
 def baseline_order_spread(config: RunConfig = RunConfig(), runs: int = 32) -> OrderSpreadResult:
     """Same data and init as `baseline`, `runs` different batch orders, trained at once (K = runs)."""
-    gen = data.generator(config.seed)
-    ds = data.d2l_data(gen)
+    ds, _, theta0 = article_start(config.seed)
     config.validate(ds.n)
-    w0 = torch.normal(0, 0.01, size=(2, 1), generator=gen)
-    theta0 = torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1).repeat(1, runs)
+    theta0 = theta0.repeat(1, runs)
     seeds = list(range(runs))
     orders = torch.stack(
         [data.batch_orders(ds.n, config.epochs, data.generator(s, "order")) for s in seeds], dim=1

@@ -7,13 +7,12 @@ chapters call the same functions directly.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import article_log, capacity, cycle, loss_floor, norms, precision, steepest, taylor
 from . import experiments as ex
-from .experiments import ConfigError, check_device
+from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
 from .plots import loss_floor as loss_floor_plots
 from .plots import steepest as steepest_plots
@@ -102,19 +101,6 @@ EXPERIMENTS.update({
 })
 
 
-def _check_override(key: str, value) -> None:
-    """Bad values of the command line's settings, whatever the experiment."""
-    flag = "--" + key.replace("_", "-")
-    if key == "lr" and not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{flag} must be a finite number > 0, got {value}")
-    if key in ("epochs", "batch_size") and value < 1:
-        raise ConfigError(f"{flag} must be at least 1, got {value}")
-    if key == "seed" and value < 0:
-        raise ConfigError(f"{flag} must be ≥ 0, got {value}")
-    if key == "device":
-        check_device(value)
-
-
 def run(name: str, **overrides) -> object:
     """Run a registered experiment with its defaults, overriding any of its config's fields."""
     if name not in EXPERIMENTS:
@@ -125,5 +111,5 @@ def run(name: str, **overrides) -> object:
     for key, value in given.items():
         if key not in fields:
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to {name}")
-        _check_override(key, value)
+        check_setting(key, value)
     return experiment.run(dataclasses.replace(experiment.config, **given))
