@@ -8,13 +8,15 @@ SGD runs go through `engine.train`, K at once.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data, engine, theory
+from . import data, engine, stats, theory
 from .article_log import checked
+from .cache import cached
 
 # --------------------------------------------------------------------------- noise sets the floor
 
@@ -56,13 +58,39 @@ class NoiseFloorResult:
         half = 1.96 * r.std(ddof=1) / np.sqrt(len(r))
         return float(r.mean()), float(r.mean() - half), float(r.mean() + half)
 
+    def scaled_floors(self, sigma: float) -> torch.Tensor:
+        """2n·floor/σ² of every data set at noise σ: χ²_{n−p} distributed by @thm-lf-noise-floor."""
+        runs = self.runs[self.runs.sigma == sigma]
+        return torch.tensor(2 * self.config.n * runs.floor.to_numpy() / sigma**2)
+
+    def ks(self) -> pd.DataFrame:
+        """Kolmogorov–Smirnov test of the single-run floors against the scaled χ²_{n−p}, per σ: D and p-value."""
+        dof = self.config.n - 3
+        rows = [(s, *stats.ks_test(self.scaled_floors(s), lambda v: stats.chi2_cdf(v, dof)))
+                for s in self.config.sigmas]
+        return pd.DataFrame(rows, columns=["sigma", "ks_d", "ks_p"])
+
+    def pooled_ks(self) -> tuple[float, float]:
+        """The same test on all runs of every σ together."""
+        dof = self.config.n - 3
+        pooled = torch.cat([self.scaled_floors(s) for s in self.config.sigmas])
+        return stats.ks_test(pooled, lambda v: stats.chi2_cdf(v, dof))
+
+    @property
+    def chance_of_misses(self) -> float:
+        """P(at least this many of the 95 % intervals miss 1) for independent intervals: a binomial tail."""
+        return float(stats.binomial_tail(self.intervals_missing_one, len(self.config.sigmas), Fraction(1, 20)))
+
     def summary(self) -> dict:
-        f = self.frame
+        f, ks = self.frame, self.ks()
         return {"experiment": "floor-noise", **asdict(self.config), "article_floor": self.article_floor,
                 "ratio": f.ratio.tolist(), "ratio_ci": [f.ratio_lo.tolist(), f.ratio_hi.tolist()],
                 "pooled_ratio": list(self.pooled_ratio), "intervals_missing_one": self.intervals_missing_one,
                 "largest_miss": float(np.maximum(f.ratio_lo - 1, 1 - f.ratio_hi).clip(lower=0).max()),
-                "sgd_max_relative_excess": float((self.sgd.excess / self.sgd.floor).max())}
+                "sgd_max_relative_excess": float((self.sgd.excess / self.sgd.floor).max()),
+                "sgd_mean_relative_excess": float((self.sgd.excess / self.sgd.floor).mean()),
+                "ks_d": ks.ks_d.tolist(), "ks_p": ks.ks_p.tolist(), "pooled_ks": list(self.pooled_ks()),
+                "chance_of_misses": self.chance_of_misses}
 
     def table(self) -> pd.DataFrame:
         """Predicted vs measured per σ (the index), formatted to the digits that matter."""
@@ -73,6 +101,7 @@ class NoiseFloorResult:
             "measured": f["mean"].map("{:.3e}".format).to_numpy(),
             "ratio": f.ratio.map("{:.4f}".format).to_numpy(),
             "95 % CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(f.ratio_lo, f.ratio_hi, strict=True)],
+            "KS p": self.ks().ks_p.map("{:.2f}".format).to_numpy(),
             "SGD / min": sgd.map("{:.4f}".format).to_numpy(),
         }, index=pd.Index([f"{s:.3g}" for s in f.sigma], name="σ"))
 
@@ -179,3 +208,88 @@ def capacity_sweep(config: CapacityConfig = CapacityConfig()) -> CapacityResult:
                      "test_hi": float(q[2, 1]),
                      "train_expected": theory.noise_floor(sig, config.n_train, degree + 1)})
     return CapacityResult(config, pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------- past the interpolation threshold
+
+
+@dataclass(frozen=True)
+class DoubleDescentConfig:
+    """Linear data with a few strong and many weak features; fit the first p features by minimum-norm least squares.
+
+    x ~ N(0, Λ) with Λ = diag(1, …, 1 (strong), 1/(D − k), … (weak)); y = xᵀβ + ε with β on the strong
+    features only (D2L's (2, −3.4, 4.2), normalised). The weak features carry no signal; past p = n they
+    give the minimum-norm fit room to put the noise where it costs little on fresh data.
+    """
+
+    seed: int = 20
+    n_train: int = 20
+    strong: int = 3
+    features: int = 2000
+    sigma: float = 0.5
+    runs: int = 100
+    ps: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21, 22, 23, 25, 30, 40, 60, 100,
+                           200, 400, 1000, 2000)
+
+
+@dataclass(frozen=True)
+class DoubleDescentResult:
+    """Per number of features p: training loss and expected test loss (½ squared error), median and 10–90 % band."""
+
+    config: DoubleDescentConfig
+    frame: pd.DataFrame  # p, train, train_lo, train_hi, test, test_lo, test_hi
+
+    @property
+    def noise_level(self) -> float:
+        return self.config.sigma**2 / 2
+
+    def test_at(self, p: int) -> float:
+        return float(self.frame.set_index("p").test.loc[p])
+
+    def summary(self) -> dict:
+        f = self.frame
+        under = f[f.p <= self.config.n_train]
+        best = under.loc[under.test.idxmin()]
+        return {"experiment": "floor-double-descent", **asdict(self.config), "noise_level": self.noise_level,
+                "best_underparameterised_p": int(best.p), "best_underparameterised_test": float(best.test),
+                "test_at_threshold": self.test_at(self.config.n_train),
+                "test_at_most_features": float(f.test.iloc[-1]), "train_at_most_features": float(f.train.iloc[-1])}
+
+
+def _min_norm(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The least-squares solution of least norm, batched: (R, n, p), (R, n) -> (R, p).
+
+    Under-determined (p > n, full row rank): Aᵀ(AAᵀ)⁻¹y, an n × n solve, cheaper than an SVD of A.
+    """
+    if A.shape[-1] <= A.shape[-2]:
+        return torch.linalg.lstsq(A, y.unsqueeze(-1), driver="gelsd").solution.squeeze(-1)
+    return (A.mT @ torch.linalg.solve(A @ A.mT, y.unsqueeze(-1))).squeeze(-1)
+
+
+@cached
+def double_descent(config: DoubleDescentConfig = DoubleDescentConfig()) -> DoubleDescentResult:
+    """Minimum-norm least squares (gelsd, batched over data sets) on the first p features, for every p in `ps`.
+
+    The test loss is exact in expectation over a fresh example: ½((c − β)ᵀΛ(c − β) + σ²), c padded with zeros.
+    """
+    D, k, R, n = config.features, config.strong, config.runs, config.n_train
+    scale = torch.ones(D, dtype=torch.float64)
+    scale[k:] = (D - k) ** -0.5  # the weak features' standard deviation: their variances sum to 1
+    beta = torch.zeros(D, dtype=torch.float64)
+    beta[:k] = torch.tensor([*data.TRUE_W, data.TRUE_B][:k], dtype=torch.float64)
+    beta /= beta.norm()
+    gen = data.generator(config.seed, "double-descent")
+    X = torch.randn(R, n, D, generator=gen, dtype=torch.float64) * scale
+    y = X[..., :k] @ beta[:k] + config.sigma * torch.randn(R, n, generator=gen, dtype=torch.float64)
+    variance = scale.square()
+    unfitted = (variance * beta.square()).flip(0).cumsum(0).flip(0)  # Σ_{j ≥ p} λ_j β_j², for every p
+    rows = []
+    for p in config.ps:
+        coef = _min_norm(X[..., :p], y)  # (R, p)
+        train = 0.5 * ((X[..., :p] @ coef.unsqueeze(-1)).squeeze(-1) - y).square().mean(-1)
+        missed = unfitted[p] if p < D else 0.0
+        test = 0.5 * (((coef - beta[:p]).square() * variance[:p]).sum(-1) + missed + config.sigma**2)
+        q = torch.quantile(torch.stack([train, test]), torch.tensor([0.5, 0.1, 0.9], dtype=torch.float64), dim=1)
+        rows.append({"p": p, "train": float(q[0, 0]), "train_lo": float(q[1, 0]), "train_hi": float(q[2, 0]),
+                     "test": float(q[0, 1]), "test_lo": float(q[1, 1]), "test_hi": float(q[2, 1])})
+    return DoubleDescentResult(config, pd.DataFrame(rows))

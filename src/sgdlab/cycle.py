@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, engine, experiments, theory
-from .article_log import ARTICLE_FINAL, checked, train_toy
+from . import data, experiments, theory
+from .article_log import ARTICLE_FINAL, train_toy
 from .loss_floor import exact_least_squares
 
 
@@ -100,15 +100,19 @@ class CycleResult:
         return pd.DataFrame(cols, index=pd.Index(rows, name="quantity"))
 
 
+def bias_roots(fit: theory.LeastSquares, w: float, loss: float) -> tuple[float, float]:
+    """The two b with loss(w, b) = loss for the bias model: ½(h11 dw² + 2 h12 dw db + h22 db²) = loss − floor."""
+    dw, H = w - float(fit.theta[0]), fit.hessian
+    a, b, c = float(H[1, 1]), 2 * float(H[0, 1]) * dw, float(H[0, 0]) * dw * dw - 2 * (loss - fit.loss_floor)
+    low, high = sorted(np.roots([a, b, c]).real + float(fit.theta[1]))
+    return float(low), float(high)
+
+
 def _implied(fit: theory.LeastSquares, w: float, loss: float, bias: bool, b_near: float) -> float:
     """Noisy run: the loss the article's w implies; bias run: the b that its (w, loss) imply (root nearest b_near)."""
-    dw, H = w - float(fit.theta[0]), fit.hessian
     if not bias:
-        return fit.loss_floor + 0.5 * float(H[0, 0]) * dw * dw
-    # ½(h11 dw² + 2 h12 dw db + h22 db²) = loss − floor, a quadratic in db
-    a, b, c = float(H[1, 1]), 2 * float(H[0, 1]) * dw, float(H[0, 0]) * dw * dw - 2 * (loss - fit.loss_floor)
-    roots = np.roots([a, b, c]).real + float(fit.theta[1])
-    return float(roots[np.argmin(abs(roots - b_near))])
+        return fit.loss_floor + 0.5 * float(fit.hessian[0, 0]) * (w - float(fit.theta[0])) ** 2
+    return min(bias_roots(fit, w, loss), key=lambda b: abs(b - b_near))
 
 
 def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
@@ -135,121 +139,3 @@ def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
         implied_by[name] = _implied(fit, art["w"], art["loss"], toy.bias, float(f.b.median()))
     return CycleResult(config, pd.concat(frames, ignore_index=True), pd.concat(windows, ignore_index=True),
                        pd.DataFrame(ranges), fits, implied_by)
-
-
-# --------------------------------------------------------------------------- width vs step size, GD, Robbins–Monro
-
-
-def _noisy64():
-    ds = data.toy_data(True, dtype=torch.float64)  # float64: the asymptotics, not float32 rounding
-    return ds, float(exact_least_squares(data.TOY_X, data.TOY_Y_NOISY, bias=False)[0])
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """Constant-step SGD on w·x (noisy labels, float64) from w*, `runs` order seeds per step size η."""
-
-    seed: int = 20
-    runs: int = 16
-    effective_lrs: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-4, 3e-2, 11))  # up to the article's
-    epochs: int = 6000  # the smallest η needs ~1/(2ηΣx²) ≈ 360 epochs to forget its start, and a long tail
-    tail: int = 5000  # to average the epoch-end spread over many of those correlation times
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """Per step size: the width of w's cycle (steps), the spread and offset of epoch-end w, with fitted slopes."""
-
-    config: SweepConfig
-    frame: pd.DataFrame  # effective_lr, step_width, epoch_sd, epoch_offset, width_leading, offset_leading
-    slopes: dict  # quantity -> fitted log-log slope
-
-    def summary(self) -> dict:
-        return {"experiment": "floor-step-size", **asdict(self.config), "slopes": self.slopes,
-                "step_width": self.frame.step_width.tolist(), "epoch_sd": self.frame.epoch_sd.tolist()}
-
-
-def step_size_sweep(config: SweepConfig = SweepConfig()) -> SweepResult:
-    """How the cycle scales with η: K = len(lrs) × runs at once, each from w* so no burn-in is wasted."""
-    ds, w_star = _noisy64()
-    L, S = len(config.effective_lrs), config.runs
-    lr = torch.tensor(config.effective_lrs, dtype=torch.float64).repeat_interleave(S)  # (K,)
-    orders = _orders(config.seed, S, config.epochs).repeat(1, L, 1)  # same order seeds for every η
-    traj = checked(engine.train(ds.X, ds.y, torch.full((1, L * S), w_star, dtype=torch.float64), lr, orders,
-                                batch_size=1, model=engine.Model(bias=False), loss="plain", grad_divisor=1,
-                                record_steps=True), "step-size-sweep", max(config.effective_lrs))
-    e = traj.step_params[-4 * config.tail :, 0].reshape(-1, L, S) - w_star  # (steps, L, S)
-    ends = traj.epoch_params[-config.tail :, 0].reshape(-1, L, S) - w_star
-    width_coef, offset_coef = cycle_constants()
-    eta = np.array(config.effective_lrs)
-    frame = pd.DataFrame({
-        "effective_lr": eta, "step_width": (e.amax(0) - e.amin(0)).mean(-1).numpy(),
-        "epoch_sd": ends.std(0).mean(-1).numpy(), "epoch_offset": ends.mean((0, 2)).numpy(),
-        "width_leading": float(width_coef) * eta, "offset_leading": float(offset_coef) * eta})
-    slopes = {q: _slope(eta, frame[q]) for q in ("step_width", "epoch_sd", "epoch_offset")}
-    return SweepResult(config, frame, slopes)
-
-
-@dataclass(frozen=True)
-class MethodsConfig:
-    """Constant step vs full-batch GD vs Robbins–Monro η_t = η·t0/(t0 + t), on w·x (noisy, float64)."""
-
-    seed: int = 20
-    runs: int = 64  # the median of 16 runs makes the fitted decay slope wobble by ~0.1
-    effective_lr: float = 0.03  # the article's lr / 10
-    decay_steps: float = 40.0  # t0, in steps: the step halves after 10 epochs
-    epochs: int = 1000
-
-
-@dataclass(frozen=True)
-class MethodsResult:
-    """|w − w*| after each epoch: median and 10–90 % band over order seeds, per method."""
-
-    config: MethodsConfig
-    frame: pd.DataFrame  # method, epoch, median, lo, hi, leading (the leading-order mean offset)
-    decay_slope: float  # fitted log-log slope of Robbins–Monro's median distance over the second half
-
-    def final(self, method: str) -> float:
-        """Median distance to w* after the last epoch."""
-        return float(self.frame[self.frame.method == method].iloc[-1]["median"])
-
-    @property
-    def gd_factor(self) -> float:
-        """Full-batch GD multiplies w − w* by 1 − 2ηΣx² per epoch (one step on the summed loss)."""
-        return 1 - 2 * self.config.effective_lr * sum(v * v for v in data.TOY_X)
-
-    def summary(self) -> dict:
-        return {"experiment": "floor-methods", **asdict(self.config), "decay_slope": self.decay_slope,
-                "gd_factor": self.gd_factor,
-                "final_distance": {m: self.final(m) for m in self.frame.method.unique()}}
-
-
-def methods(config: MethodsConfig = MethodsConfig()) -> MethodsResult:
-    """Does w reach w*? Constant-step SGD no; full-batch GD and a decaying step yes."""
-    ds, w_star = _noisy64()
-    K, E, eta = config.runs, config.epochs, config.effective_lr
-    orders = _orders(config.seed, K, E)
-    start = torch.full((1, K), 2.0, dtype=torch.float64)
-    common = {"model": engine.Model(bias=False), "loss": "plain", "grad_divisor": 1}
-    runs = {
-        "SGD, constant η": engine.train(ds.X, ds.y, start, eta, orders, batch_size=1, **common),
-        "SGD, η_t = η·t₀/(t₀ + t)": engine.train(ds.X, ds.y, start, eta, orders, batch_size=1,
-                                                  lr_decay_steps=config.decay_steps, **common),
-        # Full batch: the same step per epoch as SGD's four; orders are irrelevant to a sum.
-        "full-batch GD": engine.train(ds.X, ds.y, start[:, :1], eta, orders[:, 0], batch_size=4, **common),
-    }
-    offset = float(cycle_constants()[1])  # mean epoch-end offset ≈ offset·η (@eq-lf-offset)
-    steps = torch.arange(E + 1, dtype=torch.float64) * 4
-    leading = {"SGD, constant η": offset * eta * torch.ones(E + 1),
-               "SGD, η_t = η·t₀/(t₀ + t)": offset * eta * config.decay_steps / (config.decay_steps + steps)}
-    frames = []
-    for name, traj in runs.items():
-        checked(traj, name, eta)
-        d = (traj.epoch_params[:, 0] - w_star).abs()  # (E+1, K)
-        q = torch.quantile(d, torch.tensor([0.5, 0.1, 0.9], dtype=torch.float64), dim=1)
-        frames.append(pd.DataFrame({"method": name, "epoch": np.arange(E + 1), "median": q[0].numpy(),
-                                    "lo": q[1].numpy(), "hi": q[2].numpy(),
-                                    "leading": leading[name].numpy() if name in leading else np.nan}))
-    frame = pd.concat(frames, ignore_index=True)
-    rm = frame[(frame.method == "SGD, η_t = η·t₀/(t₀ + t)") & (frame.epoch >= E // 2)]
-    return MethodsResult(config, frame, _slope(rm.epoch, rm["median"]))

@@ -10,11 +10,25 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import article_log, capacity, cycle, loss_floor, norms, precision, steepest, taylor
+from . import (
+    article_log,
+    bias_run,
+    capacity,
+    cycle,
+    loss_floor,
+    norms,
+    precision,
+    remedies,
+    sampling,
+    sgd_floor,
+    steepest,
+    taylor,
+)
 from . import experiments as ex
 from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
 from .plots import loss_floor as loss_floor_plots
+from .plots import sampling as sampling_plots
 from .plots import steepest as steepest_plots
 
 
@@ -63,14 +77,20 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
      loss_floor.four_runs, loss_floor.FourRunsConfig, loss_floor_plots.four_runs),
     ("floor-cycle", "constant-step SGD circles w* on the label-3.1 data; the article's w lies inside the band",
      cycle.article_cycle, cycle.CycleConfig, loss_floor_plots.article_cycle),
-    ("floor-step-size", "width of the SGD cycle against the step size, with fitted log–log slopes",
-     cycle.step_size_sweep, cycle.SweepConfig, loss_floor_plots.step_size_sweep),
-    ("floor-methods", "constant step vs full-batch gradient descent vs a Robbins–Monro decaying step",
-     cycle.methods, cycle.MethodsConfig, loss_floor_plots.methods),
+    ("floor-bias-run", "the article's bias run: b trained vs b never updated; and centring x (κ 14.1 -> 1.25)",
+     bias_run.bias_hypotheses, bias_run.BiasConfig, sampling_plots.bias_run),
+    ("floor-sampling", "reshuffled vs independent batches over η: epoch-end offset and spread, measured and exact",
+     sampling.sampling_comparison, sampling.SamplingConfig, sampling_plots.samplings),
+    ("floor-sgd-floor", "SGD's stationary excess loss on D2L's data, both samplings, against (η/4)·tr Σ_B",
+     sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
+    ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
+     remedies.remedies, remedies.RemediesConfig, sampling_plots.remedies),
     ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
      capacity.noise_floor_sweep, capacity.NoiseFloorConfig, loss_floor_plots.noise_floor),
     ("floor-capacity", "polynomial features of growing degree: training loss to zero, test loss above the floor",
      capacity.capacity_sweep, capacity.CapacityConfig, loss_floor_plots.capacity),
+    ("floor-double-descent", "minimum-norm least squares past p = n: the test loss peaks at p = n and descends again",
+     capacity.double_descent, capacity.DoubleDescentConfig, sampling_plots.double_descent),
     ("floor-precision", "what a printed 0.000000 means in float32",
      precision.precision, precision.PrecisionConfig, loss_floor_plots.precision),
 ]

@@ -7,9 +7,9 @@ from matplotlib.figure import Figure
 
 from ..article_log import ARTICLE_FINAL, PRINT_ZERO
 from ..capacity import CapacityResult, NoiseFloorResult
-from ..cycle import CycleResult, MethodsResult, SweepResult, cycle_constants
+from ..cycle import CycleResult
 from ..data import NOISE_STD
-from ..experiments import ARTICLE_BASELINE, TOY_RUNS
+from ..experiments import ARTICLE_BASELINE
 from ..loss_floor import FourRunsResult
 from ..precision import PrecisionResult
 from .style import PALETTE, figure
@@ -66,47 +66,6 @@ def article_cycle(result: CycleResult) -> Figure:
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=7)
     for ax in axes[1]:
         ax.legend(fontsize=7, loc="upper left")
-    return fig
-
-
-def step_size_sweep(result: SweepResult) -> Figure:
-    """Cycle width and epoch-end spread and offset against the step size (log-log), with leading-order lines."""
-    fig, ax = figure(width=6.4, height=4.2)
-    f, s = result.frame, result.slopes
-    series = [("step_width", "width of w over all steps", PALETTE[0], "width_leading", "2η·Σ|xᵢrᵢ|"),
-              ("epoch_offset", "mean offset of epoch-end w from w*", PALETTE[2], "offset_leading",
-               "−η·Σxᵢ³rᵢ/Σxᵢ²"),
-              ("epoch_sd", "spread (sd) of epoch-end w", PALETTE[1], None, None)]
-    for col, label, color, lead, lead_label in series:
-        ax.plot(f.effective_lr, f[col], "o-", color=color, ms=4, label=f"{label}: slope {s[col]:.2f}")
-        if lead:
-            ax.plot(f.effective_lr, f[lead], "--", color=color, lw=1, label=f"leading order {lead_label}")
-    eta = TOY_RUNS["toy-noisy"].effective_lr
-    ax.axvline(eta, color="grey", lw=0.8, ls=":")
-    ax.annotate(f"the article's η = {eta:g}", (eta, f.epoch_sd.min()), rotation=90, fontsize=7, ha="right", va="bottom")
-    ax.set(xscale="log", yscale="log", xlabel="step size η (per sample)", ylabel="w − w* (absolute)")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def methods(result: MethodsResult) -> Figure:
-    """|w − w*| after each epoch for constant-step SGD, Robbins–Monro and full-batch GD (log-log)."""
-    fig, ax = figure(width=6.4, height=4.0)
-    for color, (name, g) in zip(PALETTE, result.frame.groupby("method", sort=False), strict=False):
-        g = g[(g.epoch > 0) & (g["median"] > 0)]  # GD hits w* exactly in float64: nothing to draw at 0
-        label = name if name == "full-batch GD" else f"{name} (median)"  # GD is one deterministic run
-        ax.plot(g.epoch, g["median"], color=color, lw=1.2, label=label)
-        ax.fill_between(g.epoch, g.lo.clip(lower=1e-18), g.hi, color=color, alpha=0.2, lw=0)
-    lead = result.frame[result.frame.method != "full-batch GD"].dropna(subset=["leading"])
-    for color, (_, g) in zip(PALETTE, lead.groupby("method", sort=False), strict=False):
-        g = g[g.epoch > 0]
-        ax.plot(g.epoch, g.leading, "--", color=color, lw=0.9)
-    offset = cycle_constants()[1]
-    ax.plot([], [], "--", color="grey", lw=0.9, label=f"leading order: mean offset ({offset})·η")
-    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="|w − w*| at epoch end", ylim=(1e-17, 2))
-    ax.annotate(f"Robbins–Monro, second half: fitted slope {result.decay_slope:.2f}", (200, 1e-6), fontsize=8,
-                ha="center")
-    ax.legend(fontsize=7, loc="center right")
     return fig
 
 

@@ -1,0 +1,103 @@
+"""Figures of SGD's own floor (chapter 2): the two samplings, the remedies, the bias run, double descent."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..article_log import ARTICLE_FINAL
+from ..bias_run import BiasResult
+from ..capacity import DoubleDescentResult
+from ..remedies import AVERAGED, DECAYING, DECAYING_INDEPENDENT, REMEDY_PANEL, SAMPLING_PANEL, RemediesResult
+from ..sampling import SamplingResult, stationary_reshuffled, stationary_with_replacement
+from .style import PALETTE, figure
+
+SLOPED = (DECAYING, DECAYING_INDEPENDENT, AVERAGED)  # the methods whose decay is a power law
+
+
+def samplings(result: SamplingResult) -> Figure:
+    """Left: mean offset of the epoch-end w from w*; right: its spread; both samplings, measured and exact."""
+    fig, (ax, bx) = figure(2, 1, width=7.2, height=3.6)
+    f, s = result.frame, result.slopes
+    grid = np.geomspace(f.effective_lr.min(), f.effective_lr.max(), 25)
+    exact = {"reshuffled": [stationary_reshuffled(Fraction(v)) for v in grid],
+             "with replacement": [stationary_with_replacement(Fraction(v)) for v in grid]}
+    for color, (name, g) in zip(PALETTE, f.groupby("sampling", sort=False), strict=False):
+        moments = exact[name]
+        if name == "reshuffled":
+            ax.plot(g.effective_lr, g.offset, "o", color=color, ms=4,
+                    label=f"reshuffled, measured: slope {s['offset'][name]:.2f}")
+            ax.plot(grid, [float(m) for m, _ in moments], "-", color=color, lw=1, label="reshuffled, exact")
+        else:
+            ax.errorbar(g.effective_lr, g.offset.abs(), yerr=2 * g.offset_se, fmt="s", color=color, ms=4, capsize=2,
+                        label="with replacement, measured |offset| ± 2 se (exact: 0)")
+        bx.plot(g.effective_lr, g.sd, "o" if name == "reshuffled" else "s", color=color, ms=4,
+                label=f"{name}, measured: slope {s['sd'][name]:.2f}")
+        bx.plot(grid, [float(v) ** 0.5 for _, v in moments], "-", color=color, lw=1, label=f"{name}, exact")
+    ax.set(xscale="log", yscale="log", xlabel="step size η (per example)", ylabel="mean of w − w* at epoch ends")
+    bx.set(xscale="log", yscale="log", xlabel="step size η (per example)", ylabel="sd of w at epoch ends")
+    for a in (ax, bx):
+        a.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def remedies(result: RemediesResult) -> Figure:
+    """|w − w*| per epoch: left, the two samplings with constant and decaying steps; right, the remedies."""
+    fig, axes = figure(2, 1, width=7.2, height=3.8)
+    for ax, panel in zip(axes, (SAMPLING_PANEL, REMEDY_PANEL), strict=True):
+        for color, name in zip(PALETTE, panel, strict=False):
+            g = result.frame[(result.frame.method == name) & (result.frame.epoch > 0)]
+            g = g[g.rms > 0]
+            slope = result.slopes[name]
+            label = f"{name}: slope {slope:.2f}" if name in SLOPED else name
+            ax.plot(g.epoch, g.rms, color=color, lw=1.2, label=label)
+            ax.fill_between(g.epoch, g.lo.clip(lower=1e-18), g.hi, color=color, alpha=0.15, lw=0)
+            if panel is SAMPLING_PANEL and g.exact.notna().any():
+                ax.plot(g.epoch, g.exact, "--", color=color, lw=0.9)
+        ax.set(xscale="log", yscale="log", xlabel="epoch")
+        ax.legend(fontsize=6.5, loc="lower left")
+    axes[0].plot([], [], "--", color="grey", lw=0.9, label="exact (with replacement), leading order (reshuffled)")
+    axes[0].legend(fontsize=6.5, loc="lower left")
+    axes[0].set_ylabel("|w − w*| at epoch end (rms over seeds)")
+    axes[0].set_title("the two samplings", fontsize=9)
+    axes[1].set_title("remedies", fontsize=9)
+    axes[1].set_ylim(1e-17, 2)
+    return fig
+
+
+def bias_run(result: BiasResult) -> Figure:
+    """Left: epoch-end w under the two hypotheses with the article's w. Right: excess loss with x and x − x̄."""
+    fig, (ax, bx) = figure(2, 1, width=7.2, height=3.4)
+    for color, (name, g) in zip(PALETTE, result.epochs.groupby("hypothesis", sort=False), strict=False):
+        ax.hist(g.w, bins=60, color=color, alpha=0.5, label=name)
+    ax.axvline(ARTICLE_FINAL["toy-bias"]["w"], color="black", ls=":", lw=1.2, label="the article's w (quoted)")
+    ax.set(xlabel="w at epoch ends (all order seeds)", ylabel="count")
+    ax.legend(fontsize=7, loc="upper left")
+    kappa = result.summary()["kappa"]
+    for color, (name, g) in zip(PALETTE[2:], result.centring.groupby("inputs", sort=False), strict=False):
+        g = g[g.epoch > 0]
+        bx.plot(g.epoch, g["median"], color=color, lw=1.2, label=f"inputs {name}: κ = {kappa[name]:.2f}")
+        bx.fill_between(g.epoch, g.lo, g.hi, color=color, alpha=0.2, lw=0)
+    bx.set(yscale="log", xlabel="epoch", ylabel="loss − floor (median, 10–90 %)")
+    bx.legend(fontsize=7)
+    return fig
+
+
+def double_descent(result: DoubleDescentResult) -> Figure:
+    """Training and expected test loss against the number of features p, past the interpolation threshold p = n."""
+    fig, ax = figure(width=6.4, height=4.0)
+    f = result.frame
+    for col, label, color in (("train", "training loss", PALETTE[0]), ("test", "test loss", PALETTE[1])):
+        ax.plot(f.p, f[col].clip(lower=1e-6), "o-", ms=3, color=color, label=f"{label} (median)")
+        ax.fill_between(f.p, f[f"{col}_lo"].clip(lower=1e-6), f[f"{col}_hi"].clip(lower=1e-6), color=color,
+                        alpha=0.2, lw=0)
+    ax.axhline(result.noise_level, color="black", lw=1, ls="--", label="noise level σ²/2")
+    ax.axvline(result.config.n_train, color="grey", lw=0.8, ls=":", label=f"p = n = {result.config.n_train}")
+    ax.set(xscale="log", yscale="log", ylim=(1e-3, 100), xlabel="number of features p (minimum-norm least squares)",
+           ylabel="loss (½ squared error)")
+    ax.annotate("training loss 0 from p = n on\n(below the axis)", (result.config.n_train * 1.1, 1.2e-3),
+                fontsize=7, color=PALETTE[0])
+    ax.legend(fontsize=7, loc="upper right")
+    return fig
