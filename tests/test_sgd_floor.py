@@ -266,3 +266,12 @@ def test_double_descent_peaks_at_the_threshold(dd):
 def test_new_figures(samp, fixes, bias, dd):
     for fig in (plots.samplings(samp), plots.remedies(fixes), plots.bias_run(bias), plots.double_descent(dd)):
         assert isinstance(fig, Figure)
+
+
+def test_new_tables_fit_a_page(samp, bias):
+    """The same rule as the chapter's other tables: a named index, at most 6 columns, cells of at most 50 characters."""
+    floor = sgd_floor.sgd_floor(sgd_floor.SgdFloorConfig(lrs=(0.01, 0.03), runs=2, epochs=4, burn_in=2))
+    for t in (samp.table(), bias.table(), floor.table()):
+        assert t.index.name and len(t.columns) <= 6, list(t.columns)
+        cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
+        assert max(map(len, cells)) <= 50, max(cells, key=len)
