@@ -8,7 +8,7 @@ from sgdlab import registry
 from sgdlab.repro import summary_digest
 
 # Covered by test_experiments.py and by executing the report's chapters (test_report.py).
-SLOW = {"baseline", "toy-noisy", "toy-bias", "floor-four-runs", "floor-step-size"}
+SLOW = {"baseline", "toy-noisy", "toy-bias", "floor-four-runs"}
 
 
 @pytest.mark.parametrize("name", [n for n in registry.EXPERIMENTS if n not in SLOW])
