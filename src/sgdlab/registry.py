@@ -10,10 +10,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import article_log, capacity, cycle, loss_floor, norms, precision, steepest, taylor
+from . import article_log, capacity, cycle, loss_floor, norms, piecewise, precision, sampling, steepest, taylor, updates
 from . import experiments as ex
 from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
+from .plots import beyond as beyond_plots
 from .plots import loss_floor as loss_floor_plots
 from .plots import steepest as steepest_plots
 
@@ -93,6 +94,12 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      norms.norms, norms.NormsConfig, steepest_plots.norms),
     ("steepest-sgd-noise", "mini-batch gradient variance against batch size, and the expected one-step decrease",
      norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
+    ("steepest-piecewise", "the piecewise model's loss jumps at w = 1, 1.5, 3: limits, values, autograd's slope",
+     piecewise.piecewise, piecewise.PiecewiseConfig, beyond_plots.piecewise),
+    ("steepest-sampling", "reshuffled vs with-replacement batches: noise correlation and the expected-descent bound",
+     sampling.sampling, sampling.SamplingConfig, None),
+    ("steepest-momentum", "GD, diagonal preconditioning, heavy ball and sign descent on the toy w·x + b; κ vs centring",
+     updates.momentum, updates.MomentumConfig, beyond_plots.momentum),
 ]
 
 EXPERIMENTS.update({
