@@ -108,8 +108,8 @@ class SamplingConfig:
     seed: int = 20
     runs: int = 200  # independent runs per sampling (each with its own orders)
     baseline_epochs: int = 5  # 500 steps of B = 10: 99 within-epoch pairs per epoch and run
-    toy_runs: int = 1000
-    toy_epochs: int = 50  # from the article's w = 2; the toy is near its cycle within ~30 epochs
+    toy_runs: int = 500
+    toy_epochs: int = 40  # from the article's w = 2: 20,000 steps per position in the epoch and sampling
 
 
 @dataclass(frozen=True)
