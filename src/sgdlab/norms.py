@@ -94,8 +94,9 @@ class LevelSetResult:
 def _tangent_angle(q: Quadratic, theta: torch.Tensor) -> float:
     """Angle in degrees between ∇f(θ) and the tangent of the level-set ellipse {f = f(θ)} at θ.
 
-    The ellipse is θ* + r·H^(-1/2)(cos t, sin t) — built from θ* and H, not from the gradient formula —
-    so its tangent H^(-1/2)(−sin t, cos t) is an independent check of ∇f ⟂ level set.
+    The ellipse is θ* + r·H^(-1/2)(cos t, sin t), built from θ* and H. For a quadratic its tangent is
+    perpendicular to ∇f = H(θ − θ*) identically: the angle checks that the code's θ*, H and gradient
+    describe the same quadratic (rounding only), it does not test the theorem.
     """
     lam, V = torch.linalg.eigh(q.hessian)
     z = torch.sqrt(lam) * (V.T @ (theta - q.fit.theta))  # (cos t, sin t)·r
