@@ -79,7 +79,7 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
 _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-directional", "directional derivative around θ0 over all angles: a cosine, least at −∇f",
      taylor.directional, taylor.DirectionalConfig, steepest_plots.directional),
-    ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: fitted log–log slope 2",
+    ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: slope 2 (exact: a code check)",
      taylor.remainder, taylor.RemainderConfig, steepest_plots.remainder),
     ("steepest-curvature", "L = λ_max(H) of the article's losses and where its learning rates sit against 2/L",
      steepest.curvature, steepest.CurvatureConfig, None),
@@ -90,7 +90,7 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      steepest.rate, steepest.RateConfig, steepest_plots.rate),
     ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
      norms.level_sets, norms.LevelSetConfig, steepest_plots.level_sets),
-    ("steepest-norms", "steepest directions in the ℓ2, ℓ1 and H norms; Newton's one step to the optimum",
+    ("steepest-norms", "steepest directions in the ℓ2, ℓ1, ℓ∞ and H norms; Newton's one step to the optimum",
      norms.norms, norms.NormsConfig, steepest_plots.norms),
     ("steepest-sgd-noise", "mini-batch gradient variance against batch size, and the expected one-step decrease",
      norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
