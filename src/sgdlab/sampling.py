@@ -59,12 +59,19 @@ def _noise(q: Quadratic, params: torch.Tensor, orders: torch.Tensor, batch_size:
     return g - (theta @ q.hessian - 2 * q.c * q.y @ q.Xa / q.n)  # ∇f = Hθ − (2c/n)Xaᵀy: no (T, K, n) product
 
 
-def _lag_one(eps: torch.Tensor, steps_per_epoch: int) -> tuple[float, float]:
-    """Mean ε_tᵀε_{t+1} / mean ‖ε_t‖², for pairs inside an epoch and for pairs across an epoch's end."""
+def _lag_one(eps: torch.Tensor, steps_per_epoch: int) -> tuple[float, float, float, float]:
+    """Mean ε_tᵀε_{t+1} / mean ‖ε_t‖² and its standard error, for pairs inside an epoch and across an epoch's end.
+
+    The standard error treats the runs as independent and a run's pairs as one sample each (its mean).
+    """
     dots = (eps[:-1] * eps[1:]).sum(-1)  # (T − 1, K)
     within = (torch.arange(1, eps.shape[0]) % steps_per_epoch) != 0  # step t+1 is not an epoch's first
     scale = float((eps**2).sum(-1).mean())
-    return float(dots[within].mean()) / scale, float(dots[~within].mean()) / scale
+    out = []
+    for pairs in (dots[within], dots[~within]):  # (pairs per run, K)
+        per_run = pairs.mean(0) / scale
+        out += [float(per_run.mean()), float(per_run.std() / per_run.numel() ** 0.5)]
+    return tuple(out)
 
 
 def _toy_lemma(q: Quadratic, params: torch.Tensor, orders: torch.Tensor, sampling: str, eta: float
@@ -117,7 +124,7 @@ class SamplingResult:
     """Lag-one noise correlation per problem and sampling; the toy's lemma check per position in an epoch."""
 
     config: SamplingConfig
-    correlation: pd.DataFrame  # problem, sampling, n, batch_size, within, across, predicted
+    correlation: pd.DataFrame  # problem, sampling, n, batch_size, within(_se), across(_se), predicted
     toy_lemma: pd.DataFrame  # sampling, position, fails, excess_over_bound
 
     def summary(self) -> dict:
@@ -132,10 +139,13 @@ class SamplingResult:
     def table(self) -> pd.DataFrame:
         """Lag-one correlations, formatted, one row per problem and sampling."""
         c = self.correlation
+        def pm(mean, se):
+            return [f"{m:+.4f} ± {e:.4f}" for m, e in zip(mean, se, strict=True)]
+
         return pd.DataFrame({"n, B": [f"{n}, {b}" for n, b in zip(c.n, c.batch_size, strict=True)],
-                             "within epoch": c.within.map(lambda v: f"{v:+.4f}").to_numpy(),
+                             "within epoch": pm(c.within, c.within_se),
                              "predicted": c.predicted.map(lambda v: f"{v:+.4f}").to_numpy(),
-                             "across epochs": c.across.map(lambda v: f"{v:+.4f}").to_numpy()},
+                             "across epochs": pm(c.across, c.across_se)},
                             index=pd.Index(c.problem + ", " + c.sampling, name="problem, sampling"))
 
     def fails(self, sampling: str, position: int) -> float:
@@ -166,9 +176,10 @@ def sampling(config: SamplingConfig = SamplingConfig()) -> SamplingResult:
         for sampling_ in SAMPLINGS:
             orders = orders_for(sampling_, q.n, epochs, runs, data.generator(config.seed, f"{problem}/{sampling_}"))
             params = _runs(q, theta0, lr, divisor, B, orders)
-            within, across = _lag_one(_noise(q, params, orders, B), q.n // B)
+            within, within_se, across, across_se = _lag_one(_noise(q, params, orders, B), q.n // B)
             rows.append({"problem": problem, "sampling": sampling_, "n": q.n, "batch_size": B, "within": within,
-                         "across": across, "predicted": lag_one_correlation_predicted(q.n, B, sampling_)})
+                         "within_se": within_se, "across": across, "across_se": across_se,
+                         "predicted": lag_one_correlation_predicted(q.n, B, sampling_)})
             if problem == "toy w·x":
                 lemma.append(_toy_lemma(q, params, orders, sampling_, lr / divisor))
     return SamplingResult(config, pd.DataFrame(rows), pd.concat(lemma, ignore_index=True))
