@@ -241,3 +241,26 @@ def test_quarto_failure_is_reported_with_its_output(fake_quarto, monkeypatch, tm
     monkeypatch.setenv("FAIL", "1")
     with pytest.raises(RenderError, match=r"quarto render failed \(exit 1\):\n.*a chapter failed"):
         render(copy_book(tmp_path), engine="quarto")
+
+
+def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_path):
+    """`bibliography:` as a YAML list (Quarto's syntax for several files): every file's keys resolve."""
+    from sgdlab.render.output import _common, pandoc
+
+    root = copy_book(tmp_path)
+    (root / "report" / "more.bib").write_text(
+        "@book{other2024,\n  title = {A Second Source},\n  author = {Other, Ann},\n  year = {2024}\n}\n",
+        encoding="utf-8")
+    cfg = root / "_quarto.yml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "bibliography: report/references.bib",
+        "bibliography:\n  - report/references.bib\n  - report/more.bib"), encoding="utf-8")
+    with (root / "index.qmd").open("a", encoding="utf-8") as f:
+        f.write("\nBoth sources [@d2l2023; @other2024].\n")
+    book = load_book(root)
+    assert book.bibliography == (root / "report" / "references.bib", root / "report" / "more.bib")
+    assert check_refs(root) == []
+    html = pandoc([*_common(book, tmp_path), "-t", "html5"], "See [@other2024] and [@d2l2023].\n", tmp_path)
+    assert "Other 2024" in html and "Zhang et al. 2023" in html and "A Second Source" in html
+    (root / "report" / "more.bib").write_text("", encoding="utf-8")
+    assert any("@other2024 is not in references.bib, more.bib" in p for p in check_refs(root))

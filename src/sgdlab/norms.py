@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from . import data, taylor, theory
+from .cache import cached
 from .steepest import ARTICLE_BATCH, ARTICLE_LR
 from .taylor import Quadratic, curvature_bounds, first_below, fmt, full_batch_gd
 
@@ -34,6 +35,11 @@ def steepest_l1(g: torch.Tensor) -> torch.Tensor:
     """An ℓ1 unit vector minimising gᵀd: −sign(g_i)·e_i at the largest |g_i|."""
     i = int(g.abs().argmax())
     return -torch.sign(g[i]) * torch.nn.functional.one_hot(torch.tensor(i), len(g)).to(g)
+
+
+def steepest_linf(g: torch.Tensor) -> torch.Tensor:
+    """An ℓ∞ unit vector minimising gᵀd: −sign(g), with gᵀd = −‖g‖₁ (sign descent, signSGD)."""
+    return -torch.sign(g)
 
 
 def steepest_hnorm(g: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -88,8 +94,9 @@ class LevelSetResult:
 def _tangent_angle(q: Quadratic, theta: torch.Tensor) -> float:
     """Angle in degrees between ∇f(θ) and the tangent of the level-set ellipse {f = f(θ)} at θ.
 
-    The ellipse is θ* + r·H^(-1/2)(cos t, sin t) — built from θ* and H, not from the gradient formula —
-    so its tangent H^(-1/2)(−sin t, cos t) is an independent check of ∇f ⟂ level set.
+    The ellipse is θ* + r·H^(-1/2)(cos t, sin t), built from θ* and H. For a quadratic its tangent is
+    perpendicular to ∇f = H(θ − θ*) identically: the angle checks that the code's θ*, H and gradient
+    describe the same quadratic (rounding only), it does not test the theorem.
     """
     lam, V = torch.linalg.eigh(q.hessian)
     z = torch.sqrt(lam) * (V.T @ (theta - q.fit.theta))  # (cos t, sin t)·r
@@ -99,6 +106,7 @@ def _tangent_angle(q: Quadratic, theta: torch.Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
+@cached
 def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
     """GD paths on the baseline's (w1, w2) slice at b = b* and on the toy's (w, b), with their level sets."""
     base, theta0 = taylor.baseline_problem(config.seed)
@@ -134,7 +142,7 @@ def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
 
 @dataclass(frozen=True)
 class NormsConfig:
-    """Steepest unit directions in ℓ2, ℓ1 and the H-norm at θ0; Newton's one step against GD."""
+    """Steepest unit directions in ℓ2, ℓ1, ℓ∞ and the H-norm at θ0; Newton's one step against GD."""
 
     seed: int = 20
     max_steps: int = 400  # the toy with b has κ ≈ 14: GD at η = 1/L needs ~370 steps to reach the tolerance
@@ -173,6 +181,7 @@ class NormsResult:
                             index=pd.Index(d.problem + ", " + d.norm, name="loss, norm"))
 
 
+@cached
 def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
     """Steepest descent in three norms at θ0; Newton (steepest in ‖·‖_H) lands on θ* in one step."""
     base, base0 = taylor.baseline_problem(config.seed)
@@ -182,8 +191,9 @@ def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
     for problem, q, theta0 in (("baseline", base, base0), ("toy w·x + b", toy, toy0)):
         g, H = q.gradient(theta0), q.hessian
         Hinv_g = torch.linalg.solve(H, g)
-        duals = {"ℓ2": float(g.norm()), "ℓ1": float(g.abs().max()), "H": float(torch.sqrt(g @ Hinv_g))}
-        steepest = {"ℓ2": steepest_l2(g), "ℓ1": steepest_l1(g), "H": steepest_hnorm(g, H)}
+        duals = {"ℓ2": float(g.norm()), "ℓ1": float(g.abs().max()), "ℓ∞": float(g.abs().sum()),
+                 "H": float(torch.sqrt(g @ Hinv_g))}
+        steepest = {"ℓ2": steepest_l2(g), "ℓ1": steepest_l1(g), "ℓ∞": steepest_linf(g), "H": steepest_hnorm(g, H)}
         for norm, d in steepest.items():
             directions.append({"problem": problem, "norm": norm, "d": d.tolist(), "slope": float(g @ d),
                                "dual_norm": duals[norm]})
@@ -252,6 +262,7 @@ class SgdNoiseResult:
                              "E f₁ (exact)": s.exact.map(fmt), "bound": s.bound.map(fmt)}).rename_axis("B")
 
 
+@cached
 def sgd_noise(config: SgdNoiseConfig = SgdNoiseConfig()) -> SgdNoiseResult:
     """Measure tr Cov of mini-batch gradients over seeded shuffles at θ0 and θ*; check expected descent."""
     q, theta0 = taylor.baseline_problem(config.seed)

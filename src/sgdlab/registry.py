@@ -15,18 +15,22 @@ from . import (
     bias_run,
     capacity,
     cycle,
+    expected_descent,
     loss_floor,
     norms,
+    piecewise,
     precision,
     remedies,
     sampling,
     sgd_floor,
     steepest,
     taylor,
+    updates,
 )
 from . import experiments as ex
 from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
+from .plots import beyond as beyond_plots
 from .plots import loss_floor as loss_floor_plots
 from .plots import sampling as sampling_plots
 from .plots import steepest as steepest_plots
@@ -98,7 +102,7 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
 _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-directional", "directional derivative around θ0 over all angles: a cosine, least at −∇f",
      taylor.directional, taylor.DirectionalConfig, steepest_plots.directional),
-    ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: fitted log–log slope 2",
+    ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: slope 2 (exact: a code check)",
      taylor.remainder, taylor.RemainderConfig, steepest_plots.remainder),
     ("steepest-curvature", "L = λ_max(H) of the article's losses and where its learning rates sit against 2/L",
      steepest.curvature, steepest.CurvatureConfig, None),
@@ -109,10 +113,16 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      steepest.rate, steepest.RateConfig, steepest_plots.rate),
     ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
      norms.level_sets, norms.LevelSetConfig, steepest_plots.level_sets),
-    ("steepest-norms", "steepest directions in the ℓ2, ℓ1 and H norms; Newton's one step to the optimum",
+    ("steepest-norms", "steepest directions in the ℓ2, ℓ1, ℓ∞ and H norms; Newton's one step to the optimum",
      norms.norms, norms.NormsConfig, steepest_plots.norms),
     ("steepest-sgd-noise", "mini-batch gradient variance against batch size, and the expected one-step decrease",
      norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
+    ("steepest-piecewise", "the piecewise model's loss jumps at w = 1, 1.5, 3: limits, values, autograd's slope",
+     piecewise.piecewise, piecewise.PiecewiseConfig, beyond_plots.piecewise),
+    ("steepest-sampling", "reshuffled vs with-replacement batches: noise correlation and the expected-descent bound",
+     expected_descent.sampling, expected_descent.SamplingConfig, None),
+    ("steepest-momentum", "GD, diagonal preconditioning, heavy ball and sign descent on the toy w·x + b; κ vs centring",
+     updates.momentum, updates.MomentumConfig, beyond_plots.momentum),
 ]
 
 EXPERIMENTS.update({

@@ -151,6 +151,8 @@ def _unit_ball(norm: str, H: np.ndarray, radius: float) -> np.ndarray:
         return radius * circle
     if norm == "ℓ1":
         return radius * circle / np.abs(circle).sum(1, keepdims=True)
+    if norm == "ℓ∞":
+        return radius * circle / np.abs(circle).max(1, keepdims=True)
     scaled = H / math.sqrt(np.linalg.det(H))  # det 1: same area as the circle
     return radius * circle / np.sqrt(np.einsum("mi,ij,mj->m", circle, scaled, circle))[:, None]
 
@@ -167,7 +169,7 @@ def norms(result: NormsResult) -> Figure:
                  linewidths=0.7)
     toy = result.directions[result.directions.problem == "toy w·x + b"]
     radius = 0.45
-    for (norm, row), color in zip(toy.set_index("norm").iterrows(), PALETTE[:3], strict=True):
+    for (norm, row), color in zip(toy.set_index("norm").iterrows(), PALETTE[:4], strict=True):
         ball = theta0 + _unit_ball(norm, H, radius)
         left.plot(ball[:, 0], ball[:, 1], lw=1.0, color=color, alpha=0.8)
         d = np.array(row.d)
@@ -202,6 +204,8 @@ def _norm_of(norm: str, d: np.ndarray, H: np.ndarray) -> float:
         return float(np.linalg.norm(d))
     if norm == "ℓ1":
         return float(np.abs(d).sum())
+    if norm == "ℓ∞":
+        return float(np.abs(d).max())
     return float(math.sqrt(d @ (H / math.sqrt(np.linalg.det(H))) @ d))
 
 

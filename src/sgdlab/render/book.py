@@ -30,7 +30,7 @@ class Book:
     title: str
     chapters: list[Chapter]
     meta: dict = field(default_factory=dict)  # subtitle, author, date for the title block
-    bibliography: Path | None = None
+    bibliography: tuple[Path, ...] = ()  # `bibliography:` one file or a YAML list of files, as Quarto takes it
     execute: dict = field(default_factory=dict)  # project-wide cell defaults (echo, output, ...)
     execute_dir_project: bool = False  # `project: execute-dir: project`
     output_dir: Path | None = None  # `project: output-dir`, _book by default
@@ -65,16 +65,15 @@ def load_book(root: Path) -> Book:
     if project.get("type") != "book" or not book.get("chapters"):
         raise RenderError(f"{cfg_path}: expected `project: type: book` with `book: chapters:`")
     chapters = _entries(book["chapters"], root, False) + _entries(book.get("appendices"), root, True)
-    bib = cfg.get("bibliography")
-    if isinstance(bib, list):
-        bib = bib[0] if bib else None
+    bib = cfg.get("bibliography") or []
+    bibs = tuple(root / str(b) for b in (bib if isinstance(bib, list) else [bib]))
     meta = {k: book[k] for k in ("subtitle", "author", "date") if book.get(k)}
     return Book(
         root=root,
         title=str(book.get("title") or "Report"),
         chapters=chapters,
         meta=meta,
-        bibliography=(root / bib) if bib else None,
+        bibliography=bibs,
         execute=dict(cfg.get("execute") or {}),
         execute_dir_project=project.get("execute-dir") == "project",
         output_dir=root / str(project.get("output-dir") or "_book"),

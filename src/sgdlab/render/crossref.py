@@ -133,14 +133,15 @@ def collect_refs(doc: Doc | Path) -> list[tuple[str, int]]:
     return found
 
 
-def bib_keys(path: Path | None) -> set[str] | None:
-    """Entry keys of a BibTeX file (None when there is no bibliography)."""
-    if path is None or not path.is_file():
+def bib_keys(paths: tuple[Path, ...]) -> set[str] | None:
+    """Entry keys of the BibTeX files (None when there is no bibliography file)."""
+    files = [p for p in paths if p.is_file()]
+    if not files:
         return None
-    return set(re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,", path.read_text(encoding="utf-8")))
+    return {key for p in files for key in re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,", p.read_text(encoding="utf-8"))}
 
 
-def ref_problems(chapters: list[tuple[Chapter, Doc]], numbering: Numbering, bib: Path | None) -> list[str]:
+def ref_problems(chapters: list[tuple[Chapter, Doc]], numbering: Numbering, bib: tuple[Path, ...]) -> list[str]:
     """Unresolved cross-references and citations (stricter than Quarto, which only warns)."""
     keys = bib_keys(bib)
     out = list(numbering.problems)
@@ -150,7 +151,7 @@ def ref_problems(chapters: list[tuple[Chapter, Doc]], numbering: Numbering, bib:
             if kind in CROSSREF_KINDS and key not in numbering.labels:
                 out.append(f"{ch.rel}:{line}: unresolved cross-reference @{key}")
             elif kind is None and keys is not None and key not in keys:
-                out.append(f"{ch.rel}:{line}: citation @{key} is not in {bib.name}")
+                out.append(f"{ch.rel}:{line}: citation @{key} is not in {', '.join(b.name for b in bib)}")
             elif kind is None and keys is None:
                 out.append(f"{ch.rel}:{line}: citation @{key} but the book has no bibliography")
     return out

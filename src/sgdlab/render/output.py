@@ -67,10 +67,12 @@ def _common(book: Book, build: Path) -> list[str]:
     args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
             "--metadata-file=metadata.yaml", f"--resource-path=.:{book.root}",
             f"--lua-filter={HERE / 'math.lua'}"]
-    if book.bibliography is not None:
-        if not book.bibliography.is_file():
-            raise RenderError(f"bibliography {book.bibliography} (from _quarto.yml) does not exist")
-        args += ["--citeproc", f"--bibliography={book.bibliography}"]
+    for bib in book.bibliography:
+        if not bib.is_file():
+            raise RenderError(f"bibliography {bib} (from _quarto.yml) does not exist")
+        args.append(f"--bibliography={bib}")
+    if book.bibliography:
+        args.append("--citeproc")
     return args
 
 
