@@ -10,10 +10,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import article_log, capacity, cycle, loss_floor, norms, precision, steepest, taylor
+from . import article_log, capacity, cycle, explore, loss_floor, norms, precision, steepest, taylor
 from . import experiments as ex
 from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
+from .plots import explore as explore_plots
 from .plots import loss_floor as loss_floor_plots
 from .plots import steepest as steepest_plots
 
@@ -95,9 +96,16 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
 ]
 
+_EXPLORE = [  # the grids behind the explorable figures (HTML); their figures are the PDF's small multiples
+    ("explore-floor", "chapter 2's explorable grid: η × labels × model × sampling × schedule on the toy",
+     explore.floor_grid, explore.FloorGridConfig, explore_plots.floor_grid),
+    ("explore-steps", "chapter 3's explorable grid: gradient descent across 2/L, steepest steps in four norms",
+     explore.steps_grid, explore.StepsGridConfig, explore_plots.steps_grid),
+]
+
 EXPERIMENTS.update({
     name: Experiment(name, description, config(), function, figure)
-    for name, description, function, config, figure in _QUESTION_1 + _QUESTION_2
+    for name, description, function, config, figure in _QUESTION_1 + _QUESTION_2 + _EXPLORE
 })
 
 
