@@ -48,10 +48,12 @@ class Browser:
         os.close(to_child)
         os.close(from_child)
         self._buf, self._id, self.session = b"", 0, None
+        self.events: list[dict] = []  # every event received (e.g. Network.requestWillBeSent)
         target = self.call("Target.createTarget", url="about:blank", browser=True)["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True, browser=True)["sessionId"]
         self.call("Page.enable")
         self.call("Runtime.enable")
+        self.call("Network.enable")
 
     def call(self, method: str, browser: bool = False, **params) -> dict:
         self._id += 1
@@ -61,6 +63,8 @@ class Browser:
         os.write(self._write, json.dumps(msg).encode() + b"\0")
         while True:
             reply = self._next()
+            if "method" in reply:
+                self.events.append(reply)
             if reply.get("id") == self._id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -76,12 +80,19 @@ class Browser:
         return json.loads(raw)
 
     def open(self, url: str, width: int = 1400, height: int = 900) -> None:
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        """Load url in a viewport of width × height CSS pixels (mobile layout below 500 px)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=width < 500)
         self.call("Page.navigate", url=url)
         for _ in range(100):  # wait for the load
             if self.js("document.readyState") == "complete":
                 return
             time.sleep(0.1)
+        raise RuntimeError(f"{url} did not finish loading")
+
+    def requested(self) -> list[str]:
+        """Every URL the page asked the network for since the browser started."""
+        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
 
     def js(self, expression: str):
         out = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
