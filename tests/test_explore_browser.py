@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from sgdlab import explore, interactive
-
 from browser import Browser, find_chromium  # tests/ is on sys.path (pytest prepend mode)
 from test_explore import SMALL_FLOOR, SMALL_STEPS
+
+from sgdlab import explore, interactive
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (.ci/run installs Debian's chromium)")
