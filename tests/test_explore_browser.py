@@ -41,7 +41,7 @@ def _drawing(b: Browser, fig: str) -> str:
 
 def test_a_key_press_on_the_slider_redraws(browser, page):
     browser.open(page.as_uri())
-    fig = "#lf-explore-explore"
+    fig = "#lf-explore"
     assert browser.js(f"document.querySelector('{fig}').dataset.ready") == "1"
     before, label = _drawing(browser, fig), browser.js(f"document.querySelector('{fig} output').textContent")
     assert "<path" in before and label == "0.03"  # drawn, at the article's step size
@@ -54,7 +54,7 @@ def test_a_key_press_on_the_slider_redraws(browser, page):
 
 def test_a_diverged_frame_says_so_and_a_switch_redraws(browser, page):
     browser.open(page.as_uri())
-    fig = "#steepest-explore-explore"
+    fig = "#steepest-explore"
     before = _drawing(browser, fig)
     browser.js(f"(() => {{ const r = document.querySelector('{fig} input[type=range]'); r.value = r.max;"
                "r.dispatchEvent(new Event('input')); })()")

@@ -73,7 +73,7 @@ class Explorable:
         panels = "".join(f'<svg class="sx-panel {cls}" viewBox="{box}" role="img" aria-label="{self.alt}"></svg>'
                          for cls, box in (p.split("|") for p in self.panels))
         return (f'<style id="{ASSET_IDS[0]}">{asset("explore.css")}</style>\n'
-                f'<div class="sgdlab-explore" id="{self.ident}-explore">'
+                f'<div class="sgdlab-explore" id="{self.ident}">'
                 f'<div class="sx-controls">{controls}</div><div class="sx-panels">{panels}</div>'
                 f'<p class="sx-readout" aria-live="polite"></p>'
                 f'<script type="application/json" class="sx-data">{self.data_json()}</script></div>\n'
