@@ -24,6 +24,7 @@ import torch
 
 from . import data, engine, norms, taylor, theory
 from .cache import cached
+from .loss_floor import exact_least_squares
 from .steepest import ARTICLE_LR
 
 # --------------------------------------------------------------------------- chapter 2: the floor grid
@@ -108,8 +109,8 @@ def floor_grid(config: FloorGridConfig = FloorGridConfig()) -> FloorGridResult:
             "Robbins–Monro": engine.train(X, y, theta0, lr, orders, lr_decay_steps=config.decay_steps, **common)}
     averaged = _averaged(runs["constant"].step_params)
 
-    fits = {(d, m): theory.least_squares(x.unsqueeze(1), ys[d], bias=bool(m), loss="plain")
-            for d in range(2) for m in range(2)}
+    labels = (data.TOY_Y_CLEAN, data.TOY_Y_NOISY)
+    fits = {(d, m): exact_least_squares(data.TOY_X, labels[d], bias=bool(m)) for d in range(2) for m in range(2)}
     Xd, yd = engine.runs_last(X, y)
     spe = 4  # steps per epoch: n = 4 samples, one per step
     keep = np.unique(np.geomspace(1, config.epochs + 1, config.loss_points).astype(int) - 1)
@@ -123,11 +124,10 @@ def floor_grid(config: FloorGridConfig = FloorGridConfig()) -> FloorGridResult:
             loss = engine.full_loss(engine.Model(bias=False), Xd, yd, epoch_params, "plain")  # (E+1, K)
         w = params[:, 0, :]  # (T+1, K)
         for k, (d, m, s, i) in enumerate(cells):
-            fit = fits[(d, m)]
-            w_star = float(fit.theta[0])
+            w_star, _, floor = (float(v) for v in fits[(d, m)])  # exact: the clean floor is 0, not 1e-31
             blown = int(diverged[k]) >= 0
             rows.append({"labels": LABELS[d], "model": MODELS[m], "sampling": SAMPLINGS[s], "schedule": schedule,
-                         "lr": lrs[i], "w_star": w_star, "floor": fit.loss_floor,
+                         "lr": lrs[i], "w_star": w_star, "floor": floor,
                          "width": math.nan if blown else float(w[-tail - 1 :, k].max() - w[-tail - 1 :, k].min()),
                          "offset": math.nan if blown else float(epoch_params[-config.tail :, 0, k].mean()) - w_star,
                          "final_loss": math.nan if blown else float(loss[-1, k]),
@@ -234,7 +234,7 @@ def steps_grid(config: StepsGridConfig = StepsGridConfig()) -> StepsGridResult:
         g = q.gradient(theta0)
         unit = {"ℓ2": norms.steepest_l2(g), "ℓ1": norms.steepest_l1(g), "ℓ∞": steepest_linf(g),
                 "H": norms.steepest_hnorm(g, q.hessian)}
-        r = 0.25 * float((theta0 - q.fit.theta).norm())  # a quarter of the way to θ*: visible, not crowding
+        r = 0.35 * float((theta0 - q.fit.theta).norm())  # a third of the way to θ*: visible, not crowding
         scale = {n: r * (float(torch.linalg.det(q.hessian)) ** 0.25 if n == "H" else 1.0) for n in NORMS}
         radius.append(r)
         balls.append(torch.stack([theta0 + scale[n] * _ball(n, q.hessian, config.points) for n in NORMS]).numpy())

@@ -141,7 +141,8 @@
     });
     var b = axes(svgs[1], {x: 58, y: 22, w: 284, h: 170}, [0, s.loss_epochs[s.loss_epochs.length - 1]], s.gap_range,
                  {ylog: true, xlabel: "epoch", title: "loss − floor (floor " + fmt(floor, 3) + ")"});
-    line(b, ep, ex, {color: C[0], width: 1.4});
+    line(b, ep, ex, {color: C[0], width: 1.2});
+    dots(b, ep, ex, C[0], 1.6);  // the epochs kept (log-spaced): the line only joins them
     if (div >= 0) note(b, "loss overflows: diverged");
     legend(svgs[1], 70, 236, [{color: C[0], label: s.schedules[st.schedule] + " (bottom: ≤ " + fmt(s.gap_range[0], 1) + ")"}]);
 
@@ -174,9 +175,12 @@
     var s0 = p.start, d = p.dirs[n], g = p.dirs[0];  // dirs[0]: ℓ2, that is −∇f/‖∇f‖ at the ball's radius
     line(a, [s0[0], s0[0] + g[0]], [s0[1], s0[1] + g[1]], {color: "#000", width: 1, dash: "3 2"});
     arrow(a, s0, [s0[0] + d[0], s0[1] + d[1]], C[1]);
-    var path = p.paths[k], div = p.diverged[k];
-    line(a, path[0], path[1], {color: C[0], width: 1.1});
-    dots(a, path[0], path[1], C[0], 2.2);
+    var path = p.paths[k], div = p.diverged[k], out = -1;
+    for (var j = 0; j < path[0].length && out < 0; j++)  // the first iterate outside the picture
+      if (!(path[0][j] >= v[0] && path[0][j] <= v[1] && path[1][j] >= v[2] && path[1][j] <= v[3])) out = j;
+    var xs = out < 0 ? path[0] : path[0].slice(0, out + 1), ys = out < 0 ? path[1] : path[1].slice(0, out + 1);
+    line(a, xs, ys, {color: C[0], width: 1.1});
+    dots(a, xs, ys, C[0], 2.2);
     el("path", {d: star(a.X(p.optimum[0]), a.Y(p.optimum[1]), 6), fill: "#000"}, a.g);
     legend(svg, 62, 362, [{color: C[0], label: "gradient descent, first " + (path[0].length - 1) + " steps"},
                           {color: C[1], label: s.norms[n] + " ball and its steepest unit step"},
@@ -185,7 +189,11 @@
     r.textContent = "η·L = " + fmt(s.ratios[k], 3) + " (η = " + fmt(p.lrs[k], 3) + ", 2/L = " + fmt(2 / p.L, 3) +
       ", κ = " + fmt(p.kappa, 3) + ") · ";
     var sp = document.createElement("span");
-    if (div >= 0) { sp.className = "sx-diverged"; sp.textContent = "diverged: the float32 loss overflowed at step " + div; }
+    if (div >= 0) {
+      sp.className = "sx-diverged";
+      sp.textContent = (out > 0 ? "leaves the picture at step " + out + "; " : "") +
+        "diverged: the float32 loss overflowed at step " + div;
+    }
     else sp.textContent = "excess loss after " + s.steps + " steps " + fmt(p.excess[k], 3);
     r.appendChild(sp);
   }
