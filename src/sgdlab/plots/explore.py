@@ -30,7 +30,7 @@ def floor_grid(result: FloorGridResult) -> Figure:
             ax.set(xscale="log", yscale="log", ylim=(1e-15, 1e2), title=f"labels {labels}, {model}")
             ax.title.set_fontsize(9)
     for ax in axes[1]:
-        ax.set_xlabel("step size η (dashed: the article's 0.03)")
+        ax.set_xlabel("step size η (dashed: the article's)")
     for ax in axes[:, 0]:
         ax.set_ylabel("final loss − floor")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=2, fontsize=7,
@@ -50,7 +50,7 @@ def steps_grid(result: StepsGridResult) -> Figure:
         for c, k in enumerate(shown):
             ax = axes[p, c]
             _levels(ax, result, p)
-            path = result.paths[p, k]
+            path = _until_outside(result.paths[p, k], view)
             ax.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[0], ms=1.5, lw=0.7)
             step = int(runs.diverged_step[k])
             ax.set_title(f"η·L = {runs.ratio[k]:.3g}" + (f"\ndiverged at step {step}" if step >= 0 else ""), fontsize=7)
@@ -65,7 +65,7 @@ def steps_grid(result: StepsGridResult) -> Figure:
             ax.legend(fontsize=6, loc="lower right")
         for ax in axes[p]:
             ax.set(xlim=view[:2], ylim=view[2:], aspect="equal", xticks=[], yticks=[])
-        axes[p, 0].set_ylabel(problem.split(",")[0], fontsize=7)
+        axes[p, 0].set_ylabel(problem.split(" (")[0], fontsize=8)
     return fig
 
 
@@ -74,6 +74,12 @@ def _view(result: StepsGridResult, p: int) -> list[float]:
     half = 1.15 * float(np.abs(result.levels[p, -1] - result.optimum[p]).max())
     (x, y) = result.optimum[p]
     return [x - half, x + half, y - half, y + half]
+
+
+def _until_outside(path: np.ndarray, view: list[float]) -> np.ndarray:
+    """The iterates up to the first one outside the view (as the HTML draws them): (m, 2)."""
+    inside = (path[:, 0] >= view[0]) & (path[:, 0] <= view[1]) & (path[:, 1] >= view[2]) & (path[:, 1] <= view[3])
+    return path if inside.all() else path[: int(np.argmin(inside)) + 1]
 
 
 def _levels(ax, result: StepsGridResult, p: int) -> None:
