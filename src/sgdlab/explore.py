@@ -64,12 +64,17 @@ class FloorGridResult:
     loss_epochs: np.ndarray  # (m,) epochs at which `loss` is kept
     loss: np.ndarray  # (frames, m) training loss at those epochs (NaN/inf after divergence)
 
+    def at(self, labels: str = "3.1", model: str = "w·x", sampling: str = "reshuffled", schedule: str = "constant",
+           lr: float = 0.03) -> pd.Series:
+        """One frame's row; the defaults are the article's run (label 3.1, w·x, reshuffled, constant η = 0.03)."""
+        f = self.frames
+        return f[(f.labels == labels) & (f.model == model) & (f.sampling == sampling) & (f.schedule == schedule)
+                 & np.isclose(f.lr, lr)].iloc[0]
+
     def summary(self) -> dict:
         """Keys: frames, diverged (count), lr_min, lr_max, and the article's frame (3.1, w·x, reshuffled, constant,
         η = 0.03): its width, offset, final loss and floor."""
-        f = self.frames
-        art = f[(f.labels == "3.1") & (f.model == "w·x") & (f.sampling == "reshuffled") & (f.schedule == "constant")
-                & np.isclose(f.lr, 0.03)].iloc[0]
+        f, art = self.frames, self.at()
         return {"experiment": "explore-floor", **asdict(self.config), "frames": len(f),
                 "diverged": int((f.diverged_step >= 0).sum()), "lr_min": float(f.lr.min()),
                 "lr_max": float(f.lr.max()), "article_width": float(art.width), "article_offset": float(art.offset),
