@@ -264,3 +264,17 @@ def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_pat
     assert "Other 2024" in html and "Zhang et al. 2023" in html and "A Second Source" in html
     (root / "report" / "more.bib").write_text("", encoding="utf-8")
     assert any("@other2024 is not in references.bib, more.bib" in p for p in check_refs(root))
+
+
+def test_explorable_figures_in_both_formats(rendered):
+    """An explorable figure (text/markdown: raw HTML + a PNG hidden from HTML) is numbered and captioned
+    like an image; the HTML keeps its script and CSS once and drops the PNG; the PDF shows the PNG."""
+    html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
+    assert html.count('id="sgdlab-explore-js"') == 1 and html.count('id="sgdlab-explore-css"') == 1
+    assert html.count('class="sgdlab-explore"') == 2
+    for text in ['id="fig-explore-floor"', "Figure 2.1: A small floor grid.", "Figure 2.2: A small steps grid.",
+                 'href="#fig-explore-steps">Figure 2.2</a>']:
+        assert text in html, text
+    assert "content-hidden" not in html and html.count("data:image/png") == 1  # only chapter 1's figure
+    pdf = (rendered[0] / "_book" / "Fixture-Book.pdf").read_bytes()
+    assert len(re.findall(rb"/Subtype\s*/Image", pdf)) >= 6  # three PNGs, each with its alpha mask

@@ -15,6 +15,7 @@ from . import (
     bias_run,
     capacity,
     cycle,
+    explore,
     expected_descent,
     loss_floor,
     norms,
@@ -31,6 +32,7 @@ from . import experiments as ex
 from .experiments import ConfigError, check_setting
 from .plots import baseline as baseline_plots
 from .plots import beyond as beyond_plots
+from .plots import explore as explore_plots
 from .plots import loss_floor as loss_floor_plots
 from .plots import sampling as sampling_plots
 from .plots import steepest as steepest_plots
@@ -125,9 +127,16 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
      updates.momentum, updates.MomentumConfig, beyond_plots.momentum),
 ]
 
+_EXPLORE = [  # the grids behind the explorable figures (HTML); their figures are the PDF's small multiples
+    ("explore-floor", "chapter 2's explorable grid: η × labels × model × sampling × schedule on the toy",
+     explore.floor_grid, explore.FloorGridConfig, explore_plots.floor_grid),
+    ("explore-steps", "chapter 3's explorable grid: gradient descent across 2/L, steepest steps in four norms",
+     explore.steps_grid, explore.StepsGridConfig, explore_plots.steps_grid),
+]
+
 EXPERIMENTS.update({
     name: Experiment(name, description, config(), function, figure)
-    for name, description, function, config, figure in _QUESTION_1 + _QUESTION_2
+    for name, description, function, config, figure in _QUESTION_1 + _QUESTION_2 + _EXPLORE
 })
 
 

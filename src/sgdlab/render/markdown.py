@@ -10,7 +10,7 @@ from pathlib import Path
 from .book import Chapter, RenderError
 from .crossref import Numbering
 from .execute import ChapterRun, cell_options
-from .output import html_to_markdown
+from .output import data_image, display_mime, html_to_markdown, markdown_for
 from .qmd import CODE_SPAN, INLINE_EXPR, REF, Doc, Event, prose_parts
 from .subset import CROSSREF_KINDS, crossref_kind
 
@@ -76,8 +76,8 @@ def _fence(text: str, attrs: str) -> list[str]:
     return ["", f"{ticks} {attrs}", text.rstrip("\n"), ticks, ""]
 
 
-def _chunks(outputs: list, asis: bool) -> list[tuple[str, object]]:
-    """Cell outputs as (kind, payload): image (PNG bytes), table/md (markdown), text."""
+def _chunks(outputs: list, asis: bool, fmt: str) -> list[tuple[str, object]]:
+    """Cell outputs as (kind, payload): image (PNG bytes), table/md (markdown), text; by Quarto's mime choice."""
     chunks: list[tuple[str, object]] = []
     for o in outputs:
         if o.output_type == "stream":
@@ -87,18 +87,20 @@ def _chunks(outputs: list, asis: bool) -> list[tuple[str, object]]:
                 chunks.append((f"stream-{o.name}", o.text))
             continue
         data = o.get("data", {})
-        if "image/png" in data:
+        mime = display_mime(data, fmt)
+        if mime == "image/png":
             png = base64.b64decode(data["image/png"])
             if ("image", png) not in chunks:  # a pyplot figure returned by a cell shows twice
                 chunks.append(("image", png))
-        elif "text/markdown" in data:
-            md = data["text/markdown"]
-            chunks.append(("table" if TABLE_RULE.search(md) else "md", md))
-        elif "text/html" in data:
+        elif mime == "text/markdown":
+            md = markdown_for(data["text/markdown"], fmt)
+            png = data_image(md)
+            chunks.append(("image", png) if png else ("table" if TABLE_RULE.search(md) else "md", md))
+        elif mime == "text/html":
             table = re.search(r"<table.*?</table>", data["text/html"], re.S | re.I)
             chunks.append(("table", html_to_markdown(table.group(0))) if table
                           else ("md", html_to_markdown(data["text/html"])))
-        elif "text/plain" in data:
+        elif mime == "text/plain":
             chunks.append(("text", data["text/plain"]))
     if asis:
         return [("md", p) if k != "image" else (k, p) for k, p in chunks]
@@ -114,7 +116,7 @@ def cell_markdown(i: int, ev: Event, run: ChapterRun, doc: Doc, ctx: Ctx, execut
     lines = _fence(c.code, "{.python .cell-code}") if opts["echo"] else []
     if not opts["output"] or i not in run.outputs:
         return lines
-    chunks = _chunks(run.outputs[i], opts["output"] == "asis")
+    chunks = _chunks(run.outputs[i], opts["output"] == "asis", ctx.fmt)
     kind = crossref_kind(c.label)
     number = ctx.numbering.numbers.get((ctx.ch.rel, i))
     cap_key = "fig-cap" if kind == "fig" or "fig-cap" in c.options else "tbl-cap"
@@ -122,6 +124,8 @@ def cell_markdown(i: int, ev: Event, run: ChapterRun, doc: Doc, ctx: Ctx, execut
     caption = rewrite(caption, [], ctx) if caption else ""
     want = "image" if cap_key == "fig-cap" else "table"
     captioned = max((k for k, (t, _) in enumerate(chunks) if t == want), default=None)
+    if captioned is None and kind == "fig":  # a figure made of Markdown (raw HTML), as Quarto allows
+        captioned = max((k for k, (t, _) in enumerate(chunks) if t == "md"), default=None)
     if (caption or kind in ("fig", "tbl")) and captioned is None:
         what = "figure" if want == "image" else "table (a DataFrame or Markdown)"
         raise RenderError(f"{ctx.ch.rel}: cell '{c.label or c.line}' (line {c.line}) has a caption"
@@ -138,6 +142,9 @@ def cell_markdown(i: int, ev: Event, run: ChapterRun, doc: Doc, ctx: Ctx, execut
             cap = prefix + caption if k == captioned else ""
             lines += ["", f"![{cap}]({fig.relative_to(ctx.build).as_posix()})"
                       + (f"{{{' '.join(attrs)}}}" if attrs else ""), ""]
+        elif t == "md" and k == captioned:
+            lines += ["", f"::: {{#{c.label} .quarto-figure}}", "", payload.strip("\n"), "",
+                      "::: {.figcaption}", prefix + caption, ":::", ":::", ""]
         elif t in ("table", "md"):
             lines += ["", payload.strip("\n"), ""]
             if k == captioned:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def write_html(markdown: str, book: Book, build: Path) -> Path:
     out = build / "index.html"
     pandoc([*_common(book, build), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
             f"--css={HERE / 'style.css'}", "-o", out.name], markdown, build)
+    out.write_text(drop_repeated_assets(out.read_text(encoding="utf-8")), encoding="utf-8")
     return out
 
 
@@ -111,3 +113,65 @@ def _cjk_font_paths() -> list[str]:
     except ImportError:
         return []
     return [str(pylopdf_fonts_zh_cn.serif_path().parent)]
+
+
+# --------------------------------------------------------------------------- display data, as Quarto chooses
+
+# Quarto 1.7 (src/core/jupyter/display-data.ts, displayDataMimeType): one priority for every format,
+# with the HTML types in front for HTML and the LaTeX types after it for the PDF (our Typst PDF).
+_MIME_BASE = ["text/markdown", "image/svg+xml", "image/png", "image/jpeg"]
+_MIME_HTML = ["application/vnd.jupyter.widget-state+json", "application/vnd.jupyter.widget-view+json",
+              "application/javascript", "text/html"]
+TABLE_TAGS = re.compile(r"<table.*</table", re.S | re.I)
+
+
+def display_mime(data: dict, fmt: str) -> str | None:
+    """The mime type Quarto renders from a display output's data, for fmt "html" or "typst" (the PDF)."""
+    order = [*_MIME_HTML, *_MIME_BASE] if fmt == "html" else [*_MIME_BASE, "text/latex", "application/pdf"]
+    if "text/html" not in order and TABLE_TAGS.search(str(data.get("text/html", ""))):
+        order.append("text/html")  # an HTML table: Quarto reads it into the document for every format
+    return next((m for m in [*order, "text/plain"] if m in data), None)
+
+
+# Quarto's conditional content, in the one form cell outputs use (explorable figures): a div
+# `::: {.content-hidden when-format="html"}` / `.content-visible` with when-format or unless-format.
+CONDITIONAL = re.compile(r'^::: \{\.content-(hidden|visible) (when|unless)-format="([a-z]+)"\}\n(.*?)\n:::$',
+                         re.S | re.M)
+RAW_HTML = re.compile(r"^```\{=html\}\n.*?\n```$", re.S | re.M)
+DATA_IMAGE = re.compile(r"^!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)(\{[^}]*\})?$")
+
+
+def markdown_for(md: str, fmt: str) -> str:
+    """A Markdown output as Quarto leaves it for fmt: conditional divs resolved, raw HTML only in HTML."""
+    def resolve(m: re.Match) -> str:
+        target = m.group(3)
+        matches = fmt == "html" if target == "html" else fmt == "typst" and target in ("pdf", "latex", "typst")
+        shown = matches if m.group(2) == "when" else not matches
+        return m.group(4) if shown == (m.group(1) == "visible") else ""
+
+    md = CONDITIONAL.sub(resolve, md)
+    return md if fmt == "html" else RAW_HTML.sub("", md)
+
+
+def data_image(md: str) -> bytes | None:
+    """The PNG of a Markdown output that is one data-URI image and nothing else (Quarto's PDF
+    writes such an image to a file through its mediabag); None otherwise."""
+    m = DATA_IMAGE.match(md.strip())
+    return base64.b64decode(m.group(1)) if m else None
+
+
+REPEATED_ASSET = re.compile(r'<(script|style) id="([\w-]+)">.*?</\1>\n?', re.S)
+
+
+def drop_repeated_assets(html: str) -> str:
+    """Keep the first `<script id=…>` / `<style id=…>` of each id: a script that several figures
+    carry (interactive.ASSET_IDS) is loaded once on the built-in engine's one page."""
+    seen: set[str] = set()
+
+    def keep_first(m: re.Match) -> str:
+        if m.group(2) in seen:
+            return ""
+        seen.add(m.group(2))
+        return m.group(0)
+
+    return REPEATED_ASSET.sub(keep_first, html)
