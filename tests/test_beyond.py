@@ -100,8 +100,8 @@ def test_lag_one_correlation_by_enumerating_every_permutation(n, B):
         first, second = eps[list(order[:B])].mean(0), eps[list(order[B : 2 * B])].mean(0)
         dots.append(float(first @ second))
         squares.append(float(first @ first))
-    assert np.mean(dots) / np.mean(squares) == pytest.approx(expected_descent.lag_one_correlation_predicted(n, B, "reshuffled"),
-                                                             rel=1e-12)
+    predicted = expected_descent.lag_one_correlation_predicted(n, B, "reshuffled")
+    assert np.mean(dots) / np.mean(squares) == pytest.approx(predicted, rel=1e-12)
     assert expected_descent.lag_one_correlation_predicted(n, B, "with replacement") == 0.0
 
 
