@@ -14,6 +14,7 @@ A missing font costs the reader only that font: the render goes on and says so i
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,12 +25,11 @@ MATH_FONT = "STIXTwoMath-Regular.ttf"
 
 
 def math_font() -> Path | None:
-    """STIX Two Math as the `ziamath` wheel ships it, or None."""
-    try:
-        import ziamath
-    except ImportError:
+    """STIX Two Math as the `ziamath` wheel ships it, or None (ziamath itself is not imported)."""
+    spec = importlib.util.find_spec("ziamath")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(ziamath.__file__).parent / "fonts" / MATH_FONT
+    path = Path(spec.submodule_search_locations[0]) / "fonts" / MATH_FONT
     return path if path.is_file() else None
 
 
