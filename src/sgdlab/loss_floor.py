@@ -149,7 +149,7 @@ def causes() -> pd.DataFrame:
         "too few steps": ("still falling", "more epochs", "baseline's last gap; clean run"),
         # The last two are zeros that mislead, not causes of a non-zero loss.
         "(zero) too much capacity": ("train → 0, test ≫ σ²/2", "fewer parameters", "piecewise model"),
-        "(zero) printing": ("0.000000 while loss > 0", 'f"{loss:e}"', "clean run"),
+        "(zero) printing": ("0.000000 while loss > 0", '`f"{loss:e}"`', "clean run"),
     }
     return pd.DataFrame(list(rows.values()), columns=["symptom", "what helps", "in the article"],
                         index=pd.Index(list(rows), name="cause"))
