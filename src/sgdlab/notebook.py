@@ -63,7 +63,9 @@ def markdown_table(df: pd.DataFrame) -> str:
         widths = [max(3, *(len(r[j]) for r in [header, *body])) for j in range(len(header))]
     else:
         widths = _widths(header, body)
-    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-") for w, num in zip(widths, numeric, strict=True)) + "|"
+    # numbers right-aligned, text left (explicitly: Typst would centre it inside a figure)
+    rule = "|" + "|".join(("-" if num else ":") + "-" * w + (":" if num else "-")
+                          for w, num in zip(widths, numeric, strict=True)) + "|"
     lines = ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines)
 
