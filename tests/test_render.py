@@ -348,3 +348,15 @@ def test_quarto_preflight_without_a_latex_engine(fake_quarto, monkeypatch, tmp_p
         render(copy_book(tmp_path), engine="quarto", to="pdf")
     (tmp_path / "home" / ".TinyTeX").mkdir(parents=True)  # TinyTeX installs what it lacks itself
     assert render(copy_book(tmp_path / "tinytex"), engine="quarto", to="pdf")
+
+
+def test_pre_render_script_runs_first_and_its_failure_stops_the_render(tmp_path):
+    """The built-in engine runs `project: pre-render` like Quarto, before any cell."""
+    root = copy_book(tmp_path)
+    cfg = (root / "_quarto.yml").read_text(encoding="utf-8")
+    (root / "_quarto.yml").write_text(cfg.replace("  execute-dir: project\n",
+                                                  "  execute-dir: project\n  pre-render: prep.py\n"))
+    (root / "prep.py").write_text("import sys\nopen('ran', 'w').close()\nsys.exit('no font here')\n")
+    with pytest.raises(RenderError, match=r"pre-render script 'prep.py' failed \(exit 1\):\nno font here"):
+        render(root, engine="builtin", to="html")
+    assert (root / "ran").exists() and not (root / "_book").exists()
