@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,38 @@ from sgdlab.render.crossref import number_book, parse_chapters
 from sgdlab.render.qmd import parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
+# A tag that fetches what its attribute names, or CSS that does: any of them to http(s) or //host.
+FETCH = re.compile(r"<(script|link|img|iframe|source|video|audio|embed|object|track)\b[^>]*?\b(src|href|data|srcset)"
+                   r"\s*=\s*[\"']?\s*(https?:)?//|@import\s+(url\()?\s*[\"']?(https?:)?//|url\(\s*[\"']?(https?:)?//",
+                   re.I)
+
+
+def external_requests(html: str) -> list[str]:
+    """What in a page would reach the network when it is viewed."""
+    return [m.group(0) for m in FETCH.finditer(html)]
+
+
+def pdf_text(pdf: Path) -> str:
+    """The PDF's text (pdftotext, from poppler-utils)."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def words_off_the_text_area(pdf: Path, margin: float = 36.0) -> list[str]:
+    """Words of the PDF closer than margin (points; 36 = 0.5 in) to a paper edge, with their page."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    out = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    bad = []
+    for n, page in enumerate(re.findall(r"<page (.*?)</page>", out, re.S), start=1):
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))
+        for x0, x1, word in re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>(.*?)</word>', page):
+            if float(x0) < margin or float(x1) > width - margin:
+                bad.append(f"page {n}: {word!r} at x {float(x0):.0f}–{float(x1):.0f} of {width:.0f}")
+    return bad
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -64,8 +97,35 @@ def test_html_has_quarto_numbering_math_and_embedded_figures(rendered):
         assert text in html, text
     assert ">0.125<" in html  # the DataFrame became a real table
     assert "ax.plot" not in html and "xs = [0" not in html  # echo: false, include: false
-    assert not re.search(r"<(script|link|img)[^>]*(src|href)=\"https?:", html)
+    assert external_requests(html) == []
     assert "@fig-" not in html and "?@" not in html
+
+
+def test_inline_values_follow_quartos_rule(rendered):
+    """A str as it is, Markdown as Markdown, anything else its repr (numpy scalars included)."""
+    html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
+    assert ("np.int64(19), a str a_b*c, d, a float 0.25, and Markdown <strong>bold</strong> text."
+            in html)
+
+
+def test_code_fold_in_html_no_code_in_pdf_and_a_pdf_link(rendered):
+    """`code-fold: true` (html) folds echoed code in <details>; `echo: false` (pdf) hides it."""
+    html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
+    folds = [m.end() for m in re.finditer(r'<details class="code-fold">\s*<summary>\s*Code\s*</summary>', html)]
+    setup = html.index("notebook.setup()")
+    assert len(folds) == 2 and folds[1] < setup < html.index("</details>", folds[1])
+    assert '<a href="Fixture-Book.pdf" title="Download PDF">' in html  # book: downloads: [pdf]
+    text = pdf_text(rendered[0] / "_book" / "Fixture-Book.pdf")
+    assert "notebook.setup()" not in text and "hello from a cell" in text
+
+
+def test_a_wide_table_wraps_inside_the_pdf_page(rendered):
+    """A DataFrame as notebook.setup() shows it: a pipe table whose cells wrap to the text width."""
+    pdf = rendered[0] / "_book" / "Fixture-Book.pdf"
+    assert "closed form" in pdf_text(pdf) and "should take" in pdf_text(pdf)
+    assert words_off_the_text_area(pdf) == []
+    html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
+    assert '<code>f&quot;{loss:f}&quot;</code>' in html  # code in a cell is code, not curly quotes
 
 
 def test_numbering_matches_quarto():
@@ -210,37 +270,61 @@ def test_report_refs_resolve():
 
 
 FAKE_QUARTO = """#!/bin/sh
-# Stands in for Quarto: records how it was called, writes what `quarto render` would.
-printf '%s\\n' "$*" > "$PWD/quarto-args.txt"
-printf '%s\\n' "$QUARTO_PYTHON" > "$PWD/quarto-python.txt"
-mkdir -p _book && echo '<html></html>' > _book/index.html && echo '%PDF-1.7' > _book/Book.pdf
+# Stands in for Quarto: records how and where it was called, writes what `quarto render` would,
+# and, like a LaTeX run that fails, leaves index.tex and index.log in the project it renders.
+printf '%s\\n' "$*" > "$FAKE_LOG/quarto-args.txt"
+printf '%s\\n' "$QUARTO_PYTHON" > "$FAKE_LOG/quarto-python.txt"
+printf '%s\\n' "$PWD" > "$FAKE_LOG/quarto-cwd.txt"
+mkdir -p _book && echo '<html>new</html>' > _book/index.html && echo '%PDF-1.7' > _book/Book.pdf
+echo tex > index.tex && echo log > index.log
 [ -z "$FAIL" ] || { echo "ERROR: a chapter failed" >&2; exit 1; }
+"""
+# Stands in for TeX: finds every file except those named in $TEX_MISSING.
+FAKE_KPSEWHICH = """#!/bin/sh
+case " $TEX_MISSING " in *" $1 "*) exit 1;; esac
+echo "/texmf/$1"
 """
 
 
 @pytest.fixture
 def fake_quarto(monkeypatch, tmp_path):
-    bin_dir = tmp_path / "bin"
+    """quarto, xelatex and kpsewhich stand-ins first on PATH; no TinyTeX in HOME."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "log"
     bin_dir.mkdir()
-    exe = bin_dir / "quarto"
-    exe.write_text(FAKE_QUARTO)
-    exe.chmod(0o755)
+    log.mkdir()
+    for name, text in [("quarto", FAKE_QUARTO), ("kpsewhich", FAKE_KPSEWHICH), ("xelatex", "#!/bin/sh\n")]:
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return exe
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.delenv("TEX_MISSING", raising=False)
+    return log
 
 
-def test_quarto_engine_runs_quarto_render_with_this_python(fake_quarto, tmp_path):
+def test_quarto_engine_runs_quarto_render_on_a_copy_with_this_python(fake_quarto, tmp_path):
     root = copy_book(tmp_path)
     paths = render(root, engine="auto", to="pdf")
-    assert (root / "quarto-args.txt").read_text().split() == ["render", "--to", "pdf"]
-    assert (root / "quarto-python.txt").read_text().strip() == sys.executable
-    assert [p.name for p in paths] == ["Book.pdf"]
+    assert (fake_quarto / "quarto-args.txt").read_text().split() == ["render", "--to", "pdf"]
+    assert (fake_quarto / "quarto-python.txt").read_text().strip() == sys.executable
+    assert Path((fake_quarto / "quarto-cwd.txt").read_text().strip()) != root  # a copy
+    assert paths == [root / "_book" / "Book.pdf"]
+    assert (root / "_book" / "index.html").read_text() == "<html>new</html>\n"
+    assert not (root / "index.tex").exists() and not (root / "index.log").exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted([*(p.name for p in FIXTURE.iterdir()), "_book"])
 
 
-def test_quarto_failure_is_reported_with_its_output(fake_quarto, monkeypatch, tmp_path):
+def test_quarto_failure_is_reported_and_leaves_the_previous_book(fake_quarto, monkeypatch, tmp_path):
+    root = copy_book(tmp_path)
+    (root / "_book").mkdir()
+    (root / "_book" / "index.html").write_text("<html>old</html>")
     monkeypatch.setenv("FAIL", "1")
-    with pytest.raises(RenderError, match=r"quarto render failed \(exit 1\):\n.*a chapter failed"):
-        render(copy_book(tmp_path), engine="quarto")
+    with pytest.raises(RenderError, match=r"quarto render failed \(exit 1\); book/_book is unchanged:\n"
+                                          r".*a chapter failed"):
+        render(root, engine="quarto")
+    assert [p.name for p in (root / "_book").iterdir()] == ["index.html"]
+    assert (root / "_book" / "index.html").read_text() == "<html>old</html>"
+    assert not (root / "index.tex").exists() and not (root / "index.log").exists()
 
 
 def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_path):
@@ -278,3 +362,38 @@ def test_explorable_figures_in_both_formats(rendered):
     assert "content-hidden" not in html and html.count("data:image/png") == 1  # only chapter 1's figure
     pdf = (rendered[0] / "_book" / "Fixture-Book.pdf").read_bytes()
     assert len(re.findall(rb"/Subtype\s*/Image", pdf)) >= 6  # three PNGs, each with its alpha mask
+
+
+def test_quarto_preflight_names_what_latex_lacks_before_running_anything(fake_quarto, monkeypatch, tmp_path):
+    monkeypatch.setenv("TEX_MISSING", "fontawesome5.sty")
+    with pytest.raises(RenderError) as err:
+        render(copy_book(tmp_path), engine="quarto", to="all")
+    msg = str(err.value)
+    assert "\n" not in msg and "fontawesome5.sty" in msg and "apt-get install texlive-fonts-extra" in msg
+    assert "quarto install tinytex" in msg
+    assert not (fake_quarto / "quarto-args.txt").exists()  # no cell ran
+    render(copy_book(tmp_path / "html"), engine="quarto", to="html")  # HTML needs no LaTeX
+    assert (fake_quarto / "quarto-args.txt").exists()
+
+
+def test_quarto_preflight_without_a_latex_engine(fake_quarto, monkeypatch, tmp_path):
+    from sgdlab.render import quarto
+
+    which = shutil.which
+    monkeypatch.setattr(quarto.shutil, "which", lambda name: None if name == "xelatex" else which(name))
+    with pytest.raises(RenderError, match=r"^no LaTeX engine \(xelatex\) for the PDF: run `quarto install tinytex`"):
+        render(copy_book(tmp_path), engine="quarto", to="pdf")
+    (tmp_path / "home" / ".TinyTeX").mkdir(parents=True)  # TinyTeX installs what it lacks itself
+    assert render(copy_book(tmp_path / "tinytex"), engine="quarto", to="pdf")
+
+
+def test_pre_render_script_runs_first_and_its_failure_stops_the_render(tmp_path):
+    """The built-in engine runs `project: pre-render` like Quarto, before any cell."""
+    root = copy_book(tmp_path)
+    cfg = (root / "_quarto.yml").read_text(encoding="utf-8")
+    (root / "_quarto.yml").write_text(cfg.replace("  execute-dir: project\n",
+                                                  "  execute-dir: project\n  pre-render: prep.py\n"))
+    (root / "prep.py").write_text("import sys\nopen('ran', 'w').close()\nsys.exit('no font here')\n")
+    with pytest.raises(RenderError, match=r"pre-render script 'prep.py' failed \(exit 1\):\nno font here"):
+        render(root, engine="builtin", to="html")
+    assert (root / "ran").exists() and not (root / "_book").exists()

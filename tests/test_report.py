@@ -2,6 +2,8 @@
 and a second execution gives the same numbers. (The full HTML/PDF render is `make report`.)"""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sgdlab.render.book import load_book
-from sgdlab.render.crossref import parse_chapters
+from sgdlab.render.builtin import write_outputs
+from sgdlab.render.crossref import number_book, parse_chapters
 from sgdlab.render.execute import run_chapter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +23,12 @@ CHAPTERS = {ch.rel: (ch, doc) for ch, doc in parse_chapters(BOOK)}
 def _execute(rel):
     _, doc = CHAPTERS[rel]
     return run_chapter(doc, rel, ROOT, BOOK.execute)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Every chapter executed once (a fresh kernel each), shared by the tests below."""
+    return {rel: _execute(rel) for rel in CHAPTERS}
 
 
 def _numbers(run) -> list[str]:
@@ -33,21 +42,48 @@ def _numbers(run) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def baseline_run():
-    return _execute("report/01-baseline.qmd")
+def baseline_run(runs):
+    return runs["report/01-baseline.qmd"]
 
 
-@pytest.mark.parametrize("rel", [rel for rel in CHAPTERS if rel != "report/01-baseline.qmd"])
-def test_chapter_executes(rel):
-    run = _execute(rel)
+@pytest.mark.parametrize("rel", list(CHAPTERS))
+def test_chapter_executes(rel, runs):
+    run = runs[rel]
     assert run.outputs or run.inline or not any(ev.kind == "cell" for ev in CHAPTERS[rel][1].events)
+
+
+def test_no_inline_value_prints_a_python_repr(runs):
+    """Quarto prints a numpy scalar as `np.int64(19)`: inline values are str or plain numbers."""
+    reprs = [f"{rel}: {v}" for rel, run in runs.items() for vs in run.inline.values() for v in vs
+             if re.search(r"\b(np|numpy)\.\w+\(|^<.* object at 0x", v)]
+    assert reprs == []
+
+
+def test_no_table_is_html(runs):
+    """A text/html output makes Quarto put require.js and jQuery from a CDN into the page."""
+    html = [f"{rel}: cell {i}" for rel, run in runs.items() for i, outs in run.outputs.items()
+            for out in outs if "text/html" in out.get("data", {})]
+    assert html == []
+
+
+def test_every_table_of_the_builtin_pdf_fits_the_page(runs, tmp_path):
+    """No word of the book's PDF within 0.5 in of the paper's edge (tables wrap, code fits)."""
+    from test_render import words_off_the_text_area
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    chapters = parse_chapters(BOOK)
+    [pdf] = write_outputs(BOOK, chapters, number_book(chapters), [runs[ch.rel] for ch, _ in chapters], "pdf",
+                          tmp_path)
+    assert words_off_the_text_area(pdf) == []
 
 
 def test_baseline_chapter_numbers_are_the_clis(baseline_run):
     out = subprocess.run([sys.executable, "-m", "sgdlab.cli", "run", "baseline", "--json"],
                          capture_output=True, text=True, check=True)
     s = json.loads(out.stdout)
-    inline = {v for values in baseline_run.inline.values() for v in values}
+    # as a reader sees them: Quarto escapes a str's Markdown characters (0\.000049 shows 0.000049)
+    inline = {re.sub(r"\\([^\w\s])", r"\1", v) for values in baseline_run.inline.values() for v in values}
     expected = {f"{s['final_loss']:f}", f"{s['w_error'][0]:.4f}", f"{s['w_error'][1]:.4f}",
                 f"{s['b_error']:.4f}", f"{s['loss_floor']:.4e}", str(s["seed"]), str(s["lr"]), str(s["epochs"])}
     assert expected <= inline

@@ -150,7 +150,7 @@ def causes() -> pd.DataFrame:
         "too few steps": ("still falling", "more epochs", "baseline's last gap; clean run"),
         # The last two are zeros that mislead, not causes of a non-zero loss.
         "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many)", "piecewise model"),
-        "(zero) printing": ("0.000000 while loss > 0", 'f"{loss:e}"', "clean run"),
+        "(zero) printing": ("0.000000 while loss > 0", '`f"{loss:e}"`', "clean run"),
     }
     return pd.DataFrame(list(rows.values()), columns=["symptom", "what helps", "in the article"],
                         index=pd.Index(list(rows), name="cause"))

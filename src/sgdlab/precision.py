@@ -51,7 +51,7 @@ class PrecisionResult:
     def table(self) -> pd.DataFrame:
         """The thresholds, from the printed log down to float32's limits."""
         rows = {
-            'f"{loss:f}" prints 0.000000 below': f"{PRINT_ZERO:.0e}",
+            '`f"{loss:f}"` prints 0.000000 below': f"{PRINT_ZERO:.0e}",
             "the article's loss at its first 0.000000": f"{self.article_loss_at_print_zero:.3e}",
             f"seed {self.config.seed}'s loss at its first 0.000000": f"{self.loss_at_print_zero:.3e}",
             "float32 eps (1 + eps: next float32 above 1)": f"{FLOAT32.eps:.3e}",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import collections
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,25 +32,6 @@ def quarto_path() -> str | None:
     return shutil.which("quarto") or (str(beside) if beside.is_file() else None)
 
 
-def render_quarto(root: Path, to: str, progress: bool) -> list[Path]:
-    """Run `quarto render` in root with the kernel of this Python; return what it wrote."""
-    cmd = [quarto_path() or "quarto", "render"] + ([] if to == "all" else ["--to", to])
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
-    tail: collections.deque[str] = collections.deque(maxlen=40)
-    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace") as proc:
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            if progress:
-                print(line, end="", file=sys.stderr)
-    if proc.returncode != 0:
-        raise RenderError(f"quarto render failed (exit {proc.returncode}):\n" + "\n".join(tail))
-    book = load_book(root).output_dir
-    found = [book / "index.html"] if to in ("html", "all") else []
-    found += sorted(book.glob("*.pdf")) if to in ("pdf", "all") else []
-    return [p for p in found if p.is_file()]
-
-
 def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = False) -> list[Path]:
     """Render the Quarto book at root into root/_book; return the output files."""
     root = Path(root).resolve()
@@ -66,7 +44,9 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
         raise RenderError("quarto not found on PATH; install it from https://quarto.org"
                           " or use --engine builtin")
     if engine == "quarto" or (engine == "auto" and has_quarto):
-        return render_quarto(root, to, progress)
+        from .quarto import render_quarto
+
+        return render_quarto(root, quarto_path(), to, progress)
     from .builtin import render_builtin  # imports nbclient/pandoc glue only when needed
 
     return render_builtin(root, to, progress)

@@ -34,6 +34,20 @@ class Book:
     execute: dict = field(default_factory=dict)  # project-wide cell defaults (echo, output, ...)
     execute_dir_project: bool = False  # `project: execute-dir: project`
     output_dir: Path | None = None  # `project: output-dir`, _book by default
+    formats: dict = field(default_factory=dict)  # `format: html: {...}, pdf: {...}`
+    pre_render: list[str] = field(default_factory=list)  # `project: pre-render` scripts
+    downloads: list[str] = field(default_factory=list)  # `book: downloads`, e.g. [pdf]
+
+    def execute_for(self, fmt: str) -> dict:
+        """Cell defaults for one format: `execute:` then the format's own (`format: pdf: echo:`)."""
+        opts = self.formats.get(fmt) or {}
+        return {**self.execute, **(opts.get("execute") or {}),
+                **{k: v for k, v in opts.items() if k in ("echo", "output", "include")}}
+
+    def css(self) -> list[Path]:
+        """The HTML format's `css:` files, absolute."""
+        css = (self.formats.get("html") or {}).get("css") or []
+        return [self.root / c for c in ([css] if isinstance(css, str) else css)]
 
     @property
     def slug(self) -> str:
@@ -77,4 +91,12 @@ def load_book(root: Path) -> Book:
         execute=dict(cfg.get("execute") or {}),
         execute_dir_project=project.get("execute-dir") == "project",
         output_dir=root / str(project.get("output-dir") or "_book"),
+        formats={k: (v if isinstance(v, dict) else {}) for k, v in (cfg.get("format") or {}).items()},
+        pre_render=_as_list(project.get("pre-render")),
+        downloads=_as_list(book.get("downloads")),
     )
+
+
+def _as_list(value) -> list[str]:
+    """A YAML scalar or list as a list of strings."""
+    return [str(v) for v in ([value] if isinstance(value, str) else value or [])]

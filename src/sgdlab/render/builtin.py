@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +32,23 @@ def _publish(files: list[Path], dest: Path) -> list[Path]:
     return out
 
 
+def run_pre_render(book: Book) -> None:
+    """The project's `pre-render` scripts, as Quarto runs them: at the root, a .py with this Python."""
+    for script in book.pre_render:
+        cmd = shlex.split(script)
+        if cmd and cmd[0].endswith(".py"):
+            cmd = [sys.executable, *cmd]
+        try:
+            proc = subprocess.run(cmd, cwd=book.root, capture_output=True, text=True)
+        except OSError as e:
+            raise RenderError(f"pre-render script {script!r} (_quarto.yml) could not run: {e}") from None
+        if proc.returncode != 0:
+            raise RenderError(f"pre-render script {script!r} failed (exit {proc.returncode}):\n"
+                              + (proc.stderr or proc.stdout).strip())
+        for line in proc.stdout.splitlines():
+            print(line, file=sys.stderr)
+
+
 def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[Path]:
     """Render the book at root to _book/index.html and/or _book/<Book-title>.pdf."""
     book: Book = load_book(root)
@@ -45,6 +64,7 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[
     if problems:
         raise RenderError("unresolved references:\n  " + "\n  ".join(problems))
 
+    run_pre_render(book)
     runs: list[ChapterRun] = []
     bar = tqdm(chapters, desc="render", unit="chapter", disable=None if progress else True, file=sys.stderr)
     for ch, doc in bar:
@@ -53,13 +73,19 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[
         runs.append(run_chapter(doc, ch.rel, cwd, book.execute))
 
     with tempfile.TemporaryDirectory(prefix="sgdlab-render-") as tmp:
-        build = Path(tmp)
-        files = []
-        formats = {"html": ["html"], "pdf": ["typst"], "all": ["html", "typst"]}[to]
-        for fmt in formats:
-            parts = [chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build), book.execute)
-                     for (ch, doc), run in zip(chapters, runs, strict=True)]
-            markdown = "\n\n".join(parts)
-            (build / f"book-{fmt}.md").write_text(markdown, encoding="utf-8")
-            files.append((write_html if fmt == "html" else write_pdf)(markdown, book, build))
-        return _publish(files, book.output_dir)
+        return _publish(write_outputs(book, chapters, numbering, runs, to, Path(tmp)), book.output_dir)
+
+
+def write_outputs(book: Book, chapters: list, numbering, runs: list[ChapterRun], to: str,
+                  build: Path) -> list[Path]:
+    """Assemble the executed chapters per format and convert: build/index.html, build/<slug>.pdf."""
+    files = []
+    code_fold = bool((book.formats.get("html") or {}).get("code-fold"))
+    for fmt in {"html": ["html"], "pdf": ["typst"], "all": ["html", "typst"]}[to]:
+        execute = book.execute_for("pdf" if fmt == "typst" else fmt)
+        parts = [chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build, code_fold), execute)
+                 for (ch, doc), run in zip(chapters, runs, strict=True)]
+        markdown = "\n\n".join(parts)
+        (build / f"book-{fmt}.md").write_text(markdown, encoding="utf-8")
+        files.append((write_html if fmt == "html" else write_pdf)(markdown, book, build))
+    return files

@@ -26,9 +26,9 @@ _mpl.rcParams.update({'figure.dpi': 150, 'savefig.dpi': 150, 'figure.figsize': (
 del _mpl
 
 def _sgdlab_inline(value):
-    # Quarto prints an inline value as str(); a Markdown object as its markdown.
-    md = getattr(value, '_repr_markdown_', None)
-    print(md() if callable(md) else str(value), end='')
+    # Quarto's rule: Markdown as it is, anything else its repr (a str unquoted), as Quarto prints it.
+    from sgdlab.notebook import inline_markdown
+    print(inline_markdown(value), end='')
 """
 DEFAULTS = {"echo": True, "output": True, "include": True, "eval": True}
 CELL_TIMEOUT = 1800  # seconds; a cell stuck longer than this is a bug, not a slow experiment

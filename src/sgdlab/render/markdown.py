@@ -31,6 +31,7 @@ class Ctx:
     ch: Chapter
     numbering: Numbering
     build: Path  # figures are written under build/figures, referenced relative to build
+    code_fold: bool = False  # `format: html: code-fold: true`: echoed code in a <details>
 
 
 def ref_markdown(m: re.Match, ctx: Ctx) -> str:
@@ -114,8 +115,20 @@ def cell_markdown(i: int, ev: Event, run: ChapterRun, doc: Doc, ctx: Ctx, execut
     if not opts["include"]:
         return []
     lines = _fence(c.code, "{.python .cell-code}") if opts["echo"] else []
+    if lines and ctx.code_fold and ctx.fmt == "html":  # as Quarto's code-fold: closed, "Code"
+        lines = ["", '<details class="code-fold">', "<summary>Code</summary>", *lines, "</details>", ""]
     if not opts["output"] or i not in run.outputs:
         return lines
+    if opts["output"] == "asis":  # raw markdown, as Quarto leaves it: no wrapper
+        return lines + _outputs(i, ev, run, opts, ctx)
+    # Quarto's wrapper: a wide table scrolls inside it (assets/book.css)
+    return [*lines, "", "::: {.cell-output-display}", *_outputs(i, ev, run, opts, ctx), ":::", ""]
+
+
+def _outputs(i: int, ev: Event, run: ChapterRun, opts: dict, ctx: Ctx) -> list[str]:
+    """A cell's outputs: figures and tables captioned and numbered, text as output blocks."""
+    c = ev.cell
+    lines: list[str] = []
     chunks = _chunks(run.outputs[i], opts["output"] == "asis", ctx.fmt)
     kind = crossref_kind(c.label)
     number = ctx.numbering.numbers.get((ctx.ch.rel, i))

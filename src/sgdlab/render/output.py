@@ -12,6 +12,7 @@ import pypandoc
 import typst
 import yaml
 
+from ..notebook import NUMBER
 from .book import Book, RenderError
 
 HERE = Path(__file__).parent
@@ -39,7 +40,6 @@ INDEX_NAME_ROW = re.compile(
     re.S)
 
 
-NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|")
 
 
 def _align_numbers(table: str) -> str:
@@ -80,8 +80,14 @@ def _common(book: Book, build: Path) -> list[str]:
 def write_html(markdown: str, book: Book, build: Path) -> Path:
     """One self-contained page: MathML, embedded images and CSS, no network at view time."""
     out = build / "index.html"
+    args = [f"--css={css}" for css in [HERE / "style.css", *book.css()] if css.is_file()]
+    if "pdf" in book.downloads:  # Quarto's `book: downloads: [pdf]`: a link to the book's PDF
+        nav = build / "downloads.html"
+        nav.write_text(f'<nav id="downloads"><a href="{book.slug}.pdf" title="Download PDF">'
+                       "Download PDF</a></nav>\n", encoding="utf-8")
+        args.append(f"--include-before-body={nav.name}")
     pandoc([*_common(book, build), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
-            f"--css={HERE / 'style.css'}", "-o", out.name], markdown, build)
+            *args, "-o", out.name], markdown, build)
     out.write_text(drop_repeated_assets(out.read_text(encoding="utf-8")), encoding="utf-8")
     return out
 

@@ -1,0 +1,100 @@
+"""sgdlab.notebook (tables as Markdown, Quarto's inline rule) and the fonts both engines take."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.display import Markdown
+
+from sgdlab import notebook
+from sgdlab.render import assets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("hello", "hello"),  # a str as it is
+    (3, "3"),
+    (1 / 3, "0.3333333333333333"),
+    (np.int64(19), "np.int64(19)"),  # numpy scalars as their repr, as Quarto shows them
+    (np.float64(0.5), "np.float64(0.5)"),
+    (int(np.int64(19)), "19"),
+    (Markdown("**bold** `code`"), "**bold** `code`"),  # Markdown as Markdown
+    ("a_b*c, d.", r"a\_b\*c\, d\."),  # a str's Markdown characters escaped (Quarto's asEscapedMarkdown)
+    ("`x`", r"\`x\`"),
+    ([1, 2], "[1, 2]"),
+])
+def test_inline_value_rule(value, shown):
+    assert notebook.inline_markdown(value) == shown
+
+
+def _rule(table: str) -> str:
+    return table.splitlines()[1]
+
+
+def test_narrow_table_keeps_natural_widths_and_aligns_numbers():
+    df = pd.DataFrame({"n": [1, 20], "name": ["a", "b|c"]}, index=pd.Index(["x", "y"], name="row"))
+    table = notebook.markdown_table(df)
+    assert table.splitlines()[0] == "| row | n | name |"
+    assert table.splitlines()[3] == r"| y | 20 | b\|c |"  # a bar in a cell does not split it
+    assert re.fullmatch(r"\|:-+\|-+:\|:-+\|", _rule(table))  # numbers right-aligned, text left
+    assert max(len(line) for line in table.splitlines()) <= notebook.PANDOC_COLUMNS  # auto widths
+
+
+def test_wide_table_gets_relative_widths_and_short_columns_keep_room():
+    long = "a long sentence that has to wrap inside its cell on any page " * 2
+    df = pd.DataFrame({"text": [long, "short"], "value": ["0.000049", "-0.0008"], "code": ['`f"{x:f}"`', "-"]})
+    table = notebook.markdown_table(df)
+    rule = _rule(table)
+    assert len(rule) > notebook.PANDOC_COLUMNS  # Pandoc then reads relative widths: cells wrap
+    widths = [len(d) for d in rule.strip("|").split("|")]
+    share = [w / sum(widths) for w in widths]
+    # each short column's share of the page holds its longest word; the long text takes the rest
+    chars = notebook.TEXT_WIDTH
+    assert share[2] * chars >= len("0.000049") and share[3] * chars >= len('`f"{x:f}"`')
+    assert share[1] == max(share)
+    assert '| `f"{x:f}"` |' in table  # code stays a code span
+
+
+def test_setup_shows_dataframes_as_markdown_only():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        notebook.setup()
+        data, _ = shell.display_formatter.format(pd.DataFrame({"a": [1]}))
+    finally:
+        InteractiveShell.clear_instance()
+    assert "text/html" not in data
+    assert data["text/markdown"].startswith("|  | a |")
+
+
+def test_prepare_writes_fonts_from_the_packages(tmp_path):
+    notes = assets.prepare(tmp_path)
+    if assets.math_font() is not None:
+        assert (tmp_path / assets.FONTS_DIR / assets.MATH_FONT).stat().st_size > 100_000
+    text = (tmp_path / assets.PDF_FONTS).read_text(encoding="utf-8")
+    if assets.cjk_fonts() is not None and not notes:
+        assert "CJKmainfont: NotoSerifSC-Regular.otf" in text and "Path=" in text
+
+
+def test_cjk_fallback_renders_without_the_font_and_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "cjk_fonts", lambda: None)
+    notes = assets.prepare(tmp_path)
+    cjk = [n for n in notes if "CJK" in n]
+    assert len(cjk) == 1 and "\n" not in cjk[0] and "pylopdf-fonts-zh-cn" in cjk[0]
+    text = (tmp_path / assets.PDF_FONTS).read_text(encoding="utf-8")
+    assert "CJKmainfont" not in text  # xelatex then renders, without the Chinese characters
+
+
+def test_prerender_script_runs_where_sgdlab_is_missing(tmp_path):
+    """Quarto may run _prerender.py with another Python: it says so and lets the render go on."""
+    out = subprocess.run([sys.executable, "-S", "-I", str(ROOT / "_prerender.py")], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.count("\n") == 1 and "QUARTO_PYTHON" in out.stdout
