@@ -114,7 +114,9 @@ def noise_floor_sweep(config: NoiseFloorConfig = NoiseFloorConfig()) -> NoiseFlo
     sigma = torch.tensor(config.sigmas).repeat_interleave(R)  # (K,)
     y = X @ torch.tensor(data.TRUE_W) + data.TRUE_B + sigma[:, None] * torch.randn(S * R, n, generator=gen)
     Xa = engine.augment(X.double(), bias=True)
-    theta = torch.linalg.lstsq(Xa, y.double().unsqueeze(-1)).solution  # (K, p, 1), batched
+    # gelsd, not the CPU default gelsy: MKL's gelsy differs in the last bits from call to call (it
+    # depends on where the arrays sit in memory), and a second render must give the same numbers.
+    theta = torch.linalg.lstsq(Xa, y.double().unsqueeze(-1), driver="gelsd").solution  # (K, p, 1), batched
     floor = 0.5 * ((Xa @ theta).squeeze(-1) - y.double()).square().mean(-1)  # D2L's ½ loss
     sigmas = np.repeat(config.sigmas, R)  # the configured values, not their float32 roundings
     runs = pd.DataFrame({"sigma": sigmas, "run": np.tile(np.arange(R), S), "floor": floor.numpy()})
