@@ -86,20 +86,32 @@ static inline __attribute__((always_inline)) VT NAME(residual)(const Job *J, con
     return gathered ? acc - at->label : acc - at->y0;
 }
 
-/* Full-data loss of each lane: squares in T (as torch's square_), summed in double (the
-   rounding of a 1000-term float sum would otherwise show), the mean and the ½ in T. */
+/* The squared residual of sample i, in T (as torch's square_). */
+static inline __attribute__((always_inline)) VT NAME(square)(const Job *J, Py_ssize_t k0, int live, Py_ssize_t i,
+                                                             const VT *th, int P, int jump, int gathered)
+{
+    NAME(Rows) at;
+    Py_ssize_t row[GROUP];
+    for (int l = 0; l < (gathered ? GROUP : 1); l++)
+        row[l] = i;
+    NAME(rows)(J, k0, live, row, &at, gathered);
+    VT r = NAME(residual)(J, &at, th, P, jump, gathered);
+    return r * r;
+}
+
+/* Full-data loss of each lane: the squares summed in T over blocks of eight samples and the
+   blocks in double (a 1000-term float sum would show its rounding; converting every square
+   would double the cost), then the mean and the ½ in T. */
 static inline __attribute__((always_inline)) VT NAME(loss)(const Job *J, Py_ssize_t k0, int live, const VT *th,
                                                            int P, int jump, int gathered)
 {
     SUM sum = {0};
-    NAME(Rows) at;
-    Py_ssize_t row[GROUP];
-    for (Py_ssize_t i = 0; i < J->n; i++) {
-        for (int l = 0; l < GROUP; l++)
-            row[l] = i;
-        NAME(rows)(J, k0, live, row, &at, gathered);
-        VT r = NAME(residual)(J, &at, th, P, jump, gathered);
-        NAME(add)(&sum, r * r);
+    for (Py_ssize_t i0 = 0; i0 < J->n; i0 += 8) {
+        Py_ssize_t end = J->n - i0 < 8 ? J->n : i0 + 8;
+        VT block = NAME(square)(J, k0, live, i0, th, P, jump, gathered);
+        for (Py_ssize_t i = i0 + 1; i < end; i++)
+            block = block + NAME(square)(J, k0, live, i, th, P, jump, gathered);
+        NAME(add)(&sum, block);
     }
     VT mean = NAME(mean)(sum) / (T)J->n;
     return J->half ? mean / (T)2 : mean;
