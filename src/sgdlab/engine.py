@@ -9,6 +9,9 @@ elementwise product and a sum.
 The update is D2L's `sgd`, operation for operation: theta -= (lr * grad) / grad_divisor, with
 grad the gradient of the *summed* mini-batch loss. grad_divisor is the batch size, except in the
 article's toy loop, which divides by its global batch_size = 10 while drawing batches of one.
+
+The steps run in C where it can (kernels.py; on the CPU in float32/float64), else in torch
+(_TorchLoop), chunk by chunk: the same operations in the same order (README, Performance).
 """
 
 from __future__ import annotations
