@@ -83,13 +83,18 @@ def test_divergence_exits_3_naming_the_step():
 
 
 def test_bench_json_has_the_documented_keys():
-    out = sgdlab("bench", "--json")
+    out = sgdlab("bench", "--json", "--sequential-epochs", "20")  # short whole processes: keys, not speed
     assert out.returncode == 0
     report = json.loads(out.stdout)
     keys = {"reference_us_per_step", "engine_k1_us_per_step", "engine_k1000_us_per_run_step",
             "speedup_k1", "speedup_k1000", "floor_ns_per_run_step"}
     assert keys <= report.keys()
     assert all(report[k] > 0 for k in keys)  # measured, not asserted against a target
+    sequential = report["sequential"]
+    assert sequential["epochs"] == 20
+    for name in ("article_verbatim", "article_scratch", "sgdlab_run"):
+        assert {"us_per_epoch", "us_per_epoch_worst", "cpu_us_per_epoch"} <= sequential[name].keys()
+    assert sequential["speedup_vs_verbatim"] > 0 and sequential["speedup_vs_scratch"] > 0
 
 
 def test_unavailable_device_is_bad_input():

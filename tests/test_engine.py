@@ -1,10 +1,11 @@
 """The batched engine against the article's autograd loop, closed-form gradients and itself."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgdlab import d2l, data, engine, theory
+from sgdlab import d2l, data, engine, kernels, theory
 from sgdlab.experiments import article_start
 
 TOY_MODELS = [
@@ -171,3 +172,104 @@ def test_all_runs_diverged_stops_early_and_marks_the_rest_nan():
     last = int(traj.diverged_step.max())
     assert last < 500 * 4  # stopped long before the 500 epochs
     assert torch.isnan(traj.step_params[-1]).all() and torch.isnan(traj.epoch_loss[-1]).all()
+
+
+# --------------------------------------------------------------------------- compiled loop, keep_every, lazy orders
+
+compiled = pytest.mark.skipif(kernels._kernels is None, reason="sgdlab._kernels was not built here")
+
+
+def _both_loops(*args, **kwargs):
+    """train() through the compiled loop and through the torch loop."""
+    assert kernels.usable(args[0], args[2].shape[0])
+    fast = engine.train(*args, **kwargs)
+    kernels.enabled = False
+    try:
+        slow = engine.train(*args, **kwargs)
+    finally:
+        kernels.enabled = True
+    return fast, slow
+
+
+@compiled
+def test_compiled_loop_is_bit_identical_on_the_toy_runs_and_to_the_torch_loop():
+    for noisy in (False, True):
+        ds = data.toy_data(noisy)
+        orders = data.batch_orders(ds.n, 300, data.generator(7, "order"))
+        for model in TOY_MODELS:
+            theta0 = torch.tensor([[2.0, 1.0, -0.5]] + ([[0.0, 0.3, 1.0]] if model.bias else []))
+            lrs = torch.tensor([0.3, 0.1, 0.05])
+            fast, slow = _both_loops(ds.X, ds.y, theta0, lrs, orders, batch_size=1, model=model, loss="plain",
+                                     grad_divisor=10, record_steps=True)
+            assert torch.equal(fast.step_params, slow.step_params), model
+            assert torch.equal(fast.epoch_params, slow.epoch_params), model
+            # Epoch losses: the same sum, in double instead of float32's cascade.
+            assert torch.allclose(fast.epoch_loss, slow.epoch_loss, rtol=4e-7, atol=0), model
+
+
+@compiled
+def test_compiled_loop_follows_the_torch_loop_on_minibatches_per_run_data_and_float64():
+    ds, _, theta0 = article_start(20, n=200)
+    orders = data.batch_orders(ds.n, 30, data.generator(0, "order"))
+    lrs = torch.linspace(0.005, 0.05, 40)  # 40 runs: two full groups of 16 and a partial one
+    fast, slow = _both_loops(ds.X, ds.y, theta0.repeat(1, 40), lrs, orders, batch_size=10, record_steps=True)
+    assert (fast.step_params - slow.step_params).abs().max() < 8 * torch.finfo(torch.float32).eps * 4.2
+    assert torch.allclose(fast.epoch_loss, slow.epoch_loss, rtol=1e-5)
+    K, n = 5, 30
+    X = torch.randn(K, n, 2, generator=data.generator(5), dtype=torch.float64)
+    y = torch.randn(K, n, generator=data.generator(6), dtype=torch.float64)
+    per_run = torch.stack([data.batch_orders(n, 6, data.generator(k, "order")) for k in range(K)], dim=1)
+    fast, slow = _both_loops(X, y, torch.zeros(3, K, dtype=torch.float64), 0.05, per_run, batch_size=7,
+                             lr_decay_steps=3.0, record_steps=True)
+    assert torch.allclose(fast.step_params, slow.step_params, rtol=0, atol=1e-14)
+    assert torch.allclose(fast.epoch_loss, slow.epoch_loss, rtol=1e-13)
+
+
+@compiled
+def test_compiled_loop_refuses_orders_outside_the_data():
+    ds = data.toy_data(True)
+    with pytest.raises(IndexError):
+        engine.train(ds.X, ds.y, torch.tensor([[2.0]]), 0.3, torch.tensor([[0, 1, 2, 4]]), batch_size=1,
+                     model=engine.Model(bias=False))
+
+
+def test_keep_every_keeps_those_epochs_and_the_last_bit_for_bit():
+    ds, _, theta0 = article_start(20, n=100)
+    orders = data.batch_orders(ds.n, 23, data.generator(0, "order"))
+    lrs = torch.tensor([0.01, 0.03])
+    every = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10)
+    some = engine.train(ds.X, ds.y, theta0.repeat(1, 2), lrs, orders, batch_size=10, keep_every=5)
+    assert some.kept_epochs.tolist() == [0, 5, 10, 15, 20, 23]
+    assert torch.equal(every.kept_epochs, torch.arange(24))
+    assert torch.equal(some.epoch_params, every.epoch_params[some.kept_epochs])
+    assert torch.equal(some.epoch_loss, every.epoch_loss[some.kept_epochs])
+    with pytest.raises(ValueError):
+        engine.train(ds.X, ds.y, theta0, 0.01, orders, batch_size=10, keep_every=0)
+
+
+class _CountingOrders(data.LazyOrders):
+    """LazyOrders that remember the largest slice train() asked for."""
+
+    largest = 0
+
+    def __getitem__(self, epochs):
+        out = super().__getitem__(epochs)
+        self.largest = max(self.largest, out.shape[0])
+        return out
+
+
+def test_lazy_orders_give_the_same_run_in_bounded_memory():
+    """Orders drawn chunk by chunk and keep_every = E: nothing in train() grows with the epochs."""
+    ds = data.toy_data(True)
+    epochs = 5000
+    args = (ds.X, ds.y, torch.tensor([[2.0]]), 0.3)
+    kwargs = {"batch_size": 1, "model": engine.Model(bias=False), "loss": "plain", "grad_divisor": 10}
+    eager = engine.train(*args, data.batch_orders(4, epochs, data.generator(1, "order")), **kwargs)
+    lazy_orders = _CountingOrders(4, epochs, data.generator(1, "order"))
+    lazy = engine.train(*args, lazy_orders, keep_every=epochs, **kwargs)
+    assert lazy.epoch_params.shape[0] == 2 and lazy.kept_epochs.tolist() == [0, epochs]
+    assert torch.equal(lazy.epoch_params, eager.epoch_params[[0, -1]])
+    assert torch.equal(lazy.epoch_loss, eager.epoch_loss[[0, -1]])
+    assert lazy_orders.largest <= 256  # one chunk at a time
+    with pytest.raises(IndexError):  # read in order only: a second pass would draw other permutations
+        lazy_orders[0:1]

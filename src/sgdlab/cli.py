@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time the reference loop against the batched engine")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--device", default="cpu", help="where the engine runs (the reference loop stays on the CPU)")
+    bench.add_argument("--sequential-epochs", type=int, default=30000,
+                       help="epochs of the whole-process toy-noisy timings (0: skip them)")
     return parser
 
 
@@ -131,7 +133,9 @@ def cmd_bench(args) -> int:
         check_device(args.device)
     except ConfigError as err:
         return _fail(str(err))
-    report = run_bench(device=args.device)
+    if args.sequential_epochs < 0:
+        return _fail(f"--sequential-epochs must be ≥ 0, got {args.sequential_epochs}")
+    report = run_bench(device=args.device, sequential_epochs=args.sequential_epochs)
     text = report.pop("text")
     print(json.dumps(report) if args.json else text)
     return 0

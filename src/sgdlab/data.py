@@ -81,4 +81,31 @@ def batch_orders(n: int, epochs: int, generator: torch.Generator) -> torch.Tenso
 
     Replaces D2L's `data_iter`, whose `random.shuffle` uses Python's unseeded global RNG.
     """
-    return torch.stack([torch.randperm(n, generator=generator) for _ in range(epochs)])
+    orders = torch.empty(epochs, n, dtype=torch.int64)
+    for epoch in range(epochs):  # drawn into place: half the cost of stacking new tensors (30000 toy epochs)
+        torch.randperm(n, generator=generator, out=orders[epoch])
+    return orders
+
+
+class LazyOrders:
+    """batch_orders(n, epochs, generator), drawn a slice at a time: the same permutations in O(slice) memory.
+
+    engine.train reads its orders chunk by chunk, in order; so may any caller, each epoch once.
+    """
+
+    def __init__(self, n: int, epochs: int, generator: torch.Generator):
+        self.n, self.epochs, self.generator, self.drawn = n, epochs, generator, 0
+
+    def __len__(self) -> int:
+        return self.epochs
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.epochs, self.n)
+
+    def __getitem__(self, epochs: slice) -> torch.Tensor:
+        start, stop, step = epochs.indices(self.epochs)
+        if step != 1 or start != self.drawn:
+            raise IndexError(f"LazyOrders are read in order: next epoch {self.drawn}, asked for {start}")
+        self.drawn = max(start, stop)
+        return batch_orders(self.n, self.drawn - start, self.generator)

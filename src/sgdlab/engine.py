@@ -9,6 +9,9 @@ elementwise product and a sum.
 The update is D2L's `sgd`, operation for operation: theta -= (lr * grad) / grad_divisor, with
 grad the gradient of the *summed* mini-batch loss. grad_divisor is the batch size, except in the
 article's toy loop, which divides by its global batch_size = 10 while drawing batches of one.
+
+The steps run in C where it can (kernels.py; on the CPU in float32/float64), else in torch
+(_TorchLoop), chunk by chunk: the same operations in the same order (README, Performance).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from . import kernels, progress
 
 GRAD_SCALE = {"half": 1.0, "plain": 2.0}  # d/dŷ of (ŷ-y)²/2 and of (ŷ-y)², per residual
 
@@ -57,11 +62,12 @@ LINEAR = Model()
 class Trajectory:
     """What `train` records. Index 0 of the epoch/step axes is the initial point."""
 
-    epoch_params: torch.Tensor  # (E+1, p, K) parameters after each epoch
-    epoch_loss: torch.Tensor  # (E+1, K) full-data training loss after each epoch
+    epoch_params: torch.Tensor  # (E+1, p, K) parameters after each epoch (the kept ones: kept_epochs)
+    epoch_loss: torch.Tensor  # (E+1, K) full-data training loss after each epoch (idem)
     step_params: torch.Tensor | None  # (T+1, p, K) after each step, if recorded
     diverged_step: torch.Tensor  # (K,) first step after which the loss is inf/NaN; -1 if never
     steps_per_epoch: int
+    kept_epochs: torch.Tensor  # (E'+1,) the epoch of each row of epoch_params/epoch_loss: all, unless keep_every
 
     @property
     def diverged(self) -> torch.Tensor:
@@ -100,7 +106,7 @@ def train(
     y: torch.Tensor,
     theta0: torch.Tensor,
     lr: torch.Tensor | float,
-    orders: torch.Tensor,
+    orders,
     *,
     batch_size: int,
     model: Model = LINEAR,
@@ -108,68 +114,122 @@ def train(
     grad_divisor: float | None = None,
     lr_decay_steps: float | None = None,
     record_steps: bool = False,
+    keep_every: int = 1,
     device: str | torch.device | None = None,
 ) -> Trajectory:
     """Run SGD for K runs at once; see the module docstring for the update rule.
 
     X: (n, d) shared or (K, n, d) per run; y: (n,) or (K, n); theta0: (p, K) with p = d (+1 if
     model.bias, b last); lr: scalar or (K,); orders: (E, n) one batch order per epoch shared by
-    all runs, or (E, K, n) one per run. lr_decay_steps = t0 gives lr_t = lr * t0 / (t0 + t).
+    all runs, or (E, K, n) one per run — or anything whose len is E and whose slices [a:b] give
+    those epochs in turn (data.LazyOrders). lr_decay_steps = t0 gives lr_t = lr * t0 / (t0 + t).
     A run whose loss becomes inf/NaN is flagged with its step; the other runs carry on.
+    keep_every = k keeps epochs 0, k, 2k, … and the last (Trajectory.kept_epochs): without
+    record_steps, memory is then O(E / k) plus a chunk, whatever the epochs.
     device: where to compute (default: X's device); results come back on that device.
     """
     if device is not None:
-        X, y, theta0, orders = X.to(device), y.to(device), theta0.to(device), orders.to(device)
+        X, y, theta0 = X.to(device), y.to(device), theta0.to(device)
     Xd, yd = runs_last(augment(X, model.bias), y)
     p, K = theta0.shape
-    n, epochs = Xd.shape[0], orders.shape[0]
+    n, epochs = Xd.shape[0], len(orders)
     lr = torch.as_tensor(lr, dtype=Xd.dtype, device=Xd.device).expand(K).contiguous()
     steps_per_epoch = -(-n // batch_size)
-    make_stepper = _Stepper.factory(model, batch_size, grad_divisor, GRAD_SCALE[loss], lr_decay_steps, Xd)
-    step = make_stepper(lr)
+    make_loop = _loop_factory(model, batch_size, grad_divisor, loss, lr_decay_steps, Xd, yd)
+    hot = make_loop(lr, Xd, yd)
 
-    theta = theta0.to(Xd).clone()
-    epoch_params = theta.new_empty(epochs + 1, p, K)
-    epoch_loss = theta.new_empty(epochs + 1, K)
+    theta = theta0.to(Xd).contiguous().clone()
+    kept_epochs = _kept(epochs, keep_every)
+    epoch_params = theta.new_empty(len(kept_epochs), p, K)
+    epoch_loss = theta.new_empty(len(kept_epochs), K)
     step_params = theta.new_empty(epochs * steps_per_epoch + 1, p, K) if record_steps else None
     if step_params is not None:
         step_params[0] = theta
     epoch_params[0] = theta
-    epoch_loss[0] = full_loss(model, Xd, yd, theta, loss)
-    diverged_step = torch.full((K,), -1, dtype=torch.int64)  # on the CPU: read once per epoch
+    epoch_loss[0] = hot.loss(theta)
+    diverged_step = torch.full((K,), -1, dtype=torch.int64)  # on the CPU: read once per chunk
 
-    chunk = _chunk_epochs(n, p, K)
+    chunk = _chunk_epochs(n, p, K, len(orders.shape) == 3, hot)
     for first in range(0, epochs, chunk):
         last = min(first + chunk, epochs)
-        for epoch, (Xe, XeT, ye) in enumerate(epoch_data(Xd, yd, orders[first:last].to(Xd.device)), start=first):
-            step.epoch(Xe, XeT, ye, theta, epoch * steps_per_epoch, step_params)
-            epoch_params[epoch + 1] = theta
-        # Losses and the divergence check once per chunk of epochs, vectorised: on a tiny data set
-        # (the article's four points) per-epoch bookkeeping would cost more than the steps.
-        epoch_loss[first + 1 : last + 1] = full_loss(model, Xd, yd, epoch_params[first + 1 : last + 1], loss)
-        blown = ~torch.isfinite(epoch_loss[first + 1 : last + 1]).cpu()  # (chunk, K)
+        chunk_orders = torch.as_tensor(orders[first:last]).to(Xd.device)
+        start = theta.clone()
+        steps = None if step_params is None else step_params[first * steps_per_epoch + 1 : last * steps_per_epoch + 1]
+        params, losses = hot.epochs(chunk_orders, theta, first * steps_per_epoch, steps)  # (C, p, K), (C, K)
+        # Only the kept epochs leave the chunk; losses are checked once per chunk, vectorised.
+        rows = _rows_in(kept_epochs, first, last)
+        epoch_params[rows] = params[kept_epochs[rows] - first - 1]
+        epoch_loss[rows] = losses[kept_epochs[rows] - first - 1]
+        blown = ~torch.isfinite(losses).cpu()  # (C, K)
         newly = blown.any(0) & (diverged_step < 0)
         for k in newly.nonzero().flatten().tolist():
-            epoch = first + int(blown[:, k].nonzero()[0, 0])
-            one = slice(k, k + 1)
-            Xe, XeT, ye = _one_run(*next(epoch_data(Xd, yd, orders[epoch : epoch + 1].to(Xd.device))), k)
-            Xk, _, yk = _one_run(Xd, None, yd, k)
-            diverged_step[k] = make_stepper(lr[one]).locate_divergence(
-                Xe, XeT, ye, epoch_params[epoch, :, one], epoch * steps_per_epoch, Xk, yk, loss
-            )
+            c = int(blown[:, k].nonzero()[0, 0])
+            before = start if c == 0 else params[c - 1]
+            diverged_step[k] = _locate_divergence(make_loop, model, loss, lr, Xd, yd, chunk_orders[c : c + 1],
+                                                  before, k, (first + c) * steps_per_epoch)
         if bool(newly.any()) and bool((diverged_step >= 0).all()):
             # Every run has diverged: stop, and mark what was never computed as such.
-            epoch_params[last + 1 :] = float("nan")
-            epoch_loss[last + 1 :] = float("nan")
+            epoch_params[rows.stop :] = float("nan")
+            epoch_loss[rows.stop :] = float("nan")
             if step_params is not None:
                 step_params[last * steps_per_epoch + 1 :] = float("nan")
             break
-    return Trajectory(epoch_params, epoch_loss, step_params, diverged_step, steps_per_epoch)
+        progress.advance(last, epochs)
+    return Trajectory(epoch_params, epoch_loss, step_params, diverged_step, steps_per_epoch, kept_epochs)
 
 
-def _chunk_epochs(n: int, p: int, K: int, budget: int = 1 << 22, most: int = 256) -> int:
-    """Epochs shuffled and checked together: their data copies and losses stay within `budget` floats."""
-    return max(1, min(most, budget // (n * p * K)))
+def _kept(epochs: int, keep_every: int) -> torch.Tensor:
+    """Epochs 0, k, 2k, … and the last: the rows of epoch_params and epoch_loss."""
+    if not (isinstance(keep_every, int) and keep_every >= 1):
+        raise ValueError(f"keep_every must be an integer ≥ 1, got {keep_every!r}")
+    kept = torch.arange(0, epochs + 1, keep_every)
+    return kept if kept[-1] == epochs else torch.cat([kept, torch.tensor([epochs])])
+
+
+def _rows_in(kept_epochs: torch.Tensor, first: int, last: int) -> slice:
+    """The rows of kept_epochs for epochs first + 1 … last (they are sorted)."""
+    lo, hi = torch.searchsorted(kept_epochs, torch.tensor([first + 1, last + 1])).tolist()
+    return slice(lo, hi)
+
+
+def _chunk_epochs(n: int, p: int, K: int, per_run_orders: bool, hot, budget: int = 1 << 22, most: int = 256) -> int:
+    """Epochs run and checked together: their buffers stay within `budget` numbers.
+
+    The torch loop gathers each epoch's data (n·p·K with per-run data) and its loss residuals
+    (n·K); the compiled loop holds only parameters, losses and the orders.
+    """
+    orders = n * K if per_run_orders else n
+    per_epoch = (p + 1) * K + orders if isinstance(hot, kernels.Chunk) else n * p * K
+    return max(1, min(most, budget // per_epoch))
+
+
+def _loop_factory(model, batch_size, grad_divisor, loss, lr_decay_steps, Xd, yd):
+    """make_loop(lr, Xd, yd): the compiled loop where it applies, else the torch one (same interface)."""
+    divisor = float(batch_size if grad_divisor is None else grad_divisor)
+    compiled = kernels.usable(Xd, Xd.shape[1])
+
+    def make_loop(lr, Xd, yd):
+        if compiled:
+            return kernels.Chunk(model, batch_size, divisor, GRAD_SCALE[loss], loss == "half", lr_decay_steps,
+                                 Xd, yd, lr)
+        return _TorchLoop(model, batch_size, Xd.new_tensor(divisor), GRAD_SCALE[loss], lr_decay_steps,
+                          Xd, yd, lr, loss)
+
+    return make_loop
+
+
+def _locate_divergence(make_loop, model, loss, lr, Xd, yd, order, theta, k, t0) -> int:
+    """Replay one epoch of run k step by step from theta: the first step whose full-data loss is inf/NaN."""
+    one = slice(k, k + 1)
+    Xk = Xd[..., one].contiguous() if Xd.dim() == 3 else Xd
+    yk = yd[:, one].contiguous() if yd.shape[1] > 1 else yd
+    order = order[:, one] if order.dim() == 3 else order
+    loop = make_loop(lr[one], Xk, yk)
+    steps = -(-Xd.shape[0] // loop.batch_size)
+    trail = theta.new_empty(steps, theta.shape[0], 1)
+    loop.epochs(order, theta[:, one].contiguous().clone(), t0, trail)
+    blown = ~torch.isfinite(full_loss(model, Xk, yk, trail, loss)[:, 0])
+    return t0 + 1 + int(blown.nonzero()[0, 0]) if bool(blown.any()) else t0 + steps
 
 
 def epoch_data(Xd: torch.Tensor, yd: torch.Tensor, orders: torch.Tensor):
@@ -195,38 +255,42 @@ def epoch_data(Xd: torch.Tensor, yd: torch.Tensor, orders: torch.Tensor):
         yield Xe, None, torch.gather(yd.expand(-1, K), 0, idx)
 
 
-def _one_run(X, XT, y, k: int):
-    """Run k's data: per-run X (n, p, K) and y (n, K) are sliced; shared (n, p), its XT and (n, 1) pass through."""
-    one = slice(k, k + 1)
-    X1 = X[..., one].contiguous() if X.dim() == 3 else X
-    return X1, XT, (y[:, one].contiguous() if y.shape[1] > 1 else y)
+class _TorchLoop:
+    """The hot loop in torch (any device and dtype), its scratch buffers allocated once per train() call."""
 
-
-class _Stepper:
-    """The hot loop, with its scratch buffers allocated once per train() call."""
-
-    @classmethod
-    def factory(cls, model, batch_size, grad_divisor, scale, lr_decay_steps, like):
-        divisor = like.new_tensor(float(batch_size if grad_divisor is None else grad_divisor))
-        return lambda lr: cls(model, batch_size, divisor, scale, lr_decay_steps, like, lr)
-
-    def __init__(self, model, batch_size, divisor, scale, lr_decay_steps, like, lr):
-        self.model, self.batch_size, self.divisor, self.scale = model, batch_size, divisor, scale
-        self.lr, self.lr_decay_steps = lr, lr_decay_steps
-        p, K = like.shape[1], lr.shape[0]
-        self.r = like.new_empty(batch_size, K)  # (B, K) residuals
-        self.grad = like.new_empty(p, K)
-        self.prod = like.new_empty(batch_size, p, K)  # per-run data only: (Xb * theta) before the sum
+    def __init__(self, model, batch_size, divisor, scale, lr_decay_steps, Xd, yd, lr, loss):
+        self.model, self.batch_size, self.divisor, self.scale, self.loss_kind = model, batch_size, divisor, scale, loss
+        self.Xd, self.yd, self.lr, self.lr_decay_steps = Xd, yd, lr, lr_decay_steps
+        p, K = Xd.shape[1], lr.shape[0]
+        self.r = Xd.new_empty(batch_size, K)  # (B, K) residuals
+        self.grad = Xd.new_empty(p, K)
+        self.prod = Xd.new_empty(batch_size, p, K)  # per-run data only: (Xb * theta) before the sum
         self.lr_t = lr.clone()
 
-    def epoch(self, Xe, XeT, ye, theta, t, step_params, check=None):
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        return full_loss(self.model, self.Xd, self.yd, theta, self.loss_kind)
+
+    def epochs(self, orders, theta, t, step_params):
+        """Run len(orders) epochs from theta (in place); their params (C, p, K) and losses (C, K).
+
+        step_params, if given, receives the parameters after each step, (C·steps, p, K).
+        """
+        params = theta.new_empty(orders.shape[0], *theta.shape)
+        steps = -(-self.Xd.shape[0] // self.batch_size)
+        for c, (Xe, XeT, ye) in enumerate(epoch_data(self.Xd, self.yd, orders)):
+            record = None if step_params is None else step_params[c * steps : (c + 1) * steps]
+            t = self.epoch(Xe, XeT, ye, theta, t, record)
+            params[c] = theta
+        return params, self.loss(params)
+
+    def epoch(self, Xe, XeT, ye, theta, t, record):
         """One pass over the (already shuffled) data, updating theta in place; returns the step count.
 
         Shared data come with XeT (p, n), so that batches of Xᵀ are contiguous slices.
         """
         model, B, n, r, grad = self.model, self.batch_size, ye.shape[0], self.r, self.grad
         shared = Xe.dim() == 2
-        for s in range(0, n, B):
+        for i, s in enumerate(range(0, n, B)):
             b = min(B, n - s)
             rb = r[:b]
             if shared:
@@ -251,16 +315,6 @@ class _Stepper:
                 grad *= self.lr_t
             theta.addcdiv_(grad, self.divisor, value=-1)  # theta − (lr·grad)/divisor, rounded as D2L's sgd
             t += 1
-            if step_params is not None:
-                step_params[t] = theta
-            if check is not None and check(theta):
-                return t
+            if record is not None:
+                record[i] = theta
         return t
-
-    def locate_divergence(self, Xe, XeT, ye, theta, t0, Xd, yd, loss):
-        """Replay one epoch of one run step by step: the first step whose full-data loss is inf/NaN."""
-
-        def blown(th):
-            return not bool(torch.isfinite(full_loss(self.model, Xd, yd, th, loss)).all())
-
-        return self.epoch(Xe, XeT, ye, theta.clone(), t0, None, check=blown)
