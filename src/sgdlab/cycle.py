@@ -16,6 +16,7 @@ import torch
 
 from . import data, engine, experiments, theory
 from .article_log import ARTICLE_FINAL, checked, train_toy
+from .cache import cached
 from .loss_floor import exact_least_squares
 
 
@@ -111,6 +112,7 @@ def _implied(fit: theory.LeastSquares, w: float, loss: float, bias: bool, b_near
     return float(roots[np.argmin(abs(roots - b_near))])
 
 
+@cached
 def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
     """Run the noisy and bias toy runs under many orders: where SGD's cycle lies, and the article's values in it."""
     frames, windows, ranges, fits, implied_by = [], [], [], {}, {}
@@ -169,6 +171,7 @@ class SweepResult:
                 "step_width": self.frame.step_width.tolist(), "epoch_sd": self.frame.epoch_sd.tolist()}
 
 
+@cached
 def step_size_sweep(config: SweepConfig = SweepConfig()) -> SweepResult:
     """How the cycle scales with η: K = len(lrs) × runs at once, each from w* so no burn-in is wasted."""
     ds, w_star = _noisy64()
@@ -224,6 +227,7 @@ class MethodsResult:
                 "final_distance": {m: self.final(m) for m in self.frame.method.unique()}}
 
 
+@cached
 def methods(config: MethodsConfig = MethodsConfig()) -> MethodsResult:
     """Does w reach w*? Constant-step SGD no; full-batch GD and a decaying step yes."""
     ds, w_star = _noisy64()

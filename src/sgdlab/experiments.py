@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from . import d2l, data, engine, theory
+from .cache import cached
 
 # What the article printed for section 五 (seed 20, lr 0.0003, 300 epochs, batch 10).
 ARTICLE_BASELINE = {"final_loss": 0.000049, "w_error": [0.0004, -0.0008], "b_error": 0.0008}
@@ -131,6 +132,7 @@ def article_start(seed: int, n: int = data.NUM_EXAMPLES):
     return ds, w0, torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
 
 
+@cached
 def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     """D2L 3.2 on y = Xw + b + ε: scratch (engine), concise (nn.Linear + optim.SGD), closed form."""
     ds, w0, theta0 = article_start(config.seed)
@@ -190,6 +192,7 @@ class OrderSpreadResult:
         }
 
 
+@cached
 def baseline_order_spread(config: RunConfig = RunConfig(), runs: int = 32) -> OrderSpreadResult:
     """Same data and init as `baseline`, `runs` different batch orders, trained at once (K = runs)."""
     ds, _, theta0 = article_start(config.seed)
@@ -279,6 +282,7 @@ class ToyResult:
         }
 
 
+@cached
 def toy(name: str, config: ToyConfig | None = None) -> ToyResult:
     """Run one of the article's toy experiments (see TOY_RUNS) on the engine."""
     config = TOY_RUNS[name] if config is None else config

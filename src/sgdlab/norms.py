@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from . import data, taylor, theory
+from .cache import cached
 from .steepest import ARTICLE_BATCH, ARTICLE_LR
 from .taylor import Quadratic, curvature_bounds, first_below, fmt, full_batch_gd
 
@@ -99,6 +100,7 @@ def _tangent_angle(q: Quadratic, theta: torch.Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
+@cached
 def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
     """GD paths on the baseline's (w1, w2) slice at b = b* and on the toy's (w, b), with their level sets."""
     base, theta0 = taylor.baseline_problem(config.seed)
@@ -173,6 +175,7 @@ class NormsResult:
                             index=pd.Index(d.problem + ", " + d.norm, name="loss, norm"))
 
 
+@cached
 def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
     """Steepest descent in three norms at θ0; Newton (steepest in ‖·‖_H) lands on θ* in one step."""
     base, base0 = taylor.baseline_problem(config.seed)
@@ -252,6 +255,7 @@ class SgdNoiseResult:
                              "E f₁ (exact)": s.exact.map(fmt), "bound": s.bound.map(fmt)}).rename_axis("B")
 
 
+@cached
 def sgd_noise(config: SgdNoiseConfig = SgdNoiseConfig()) -> SgdNoiseResult:
     """Measure tr Cov of mini-batch gradients over seeded shuffles at θ0 and θ*; check expected descent."""
     q, theta0 = taylor.baseline_problem(config.seed)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from . import data, engine, taylor
+from .cache import cached
 from .experiments import ToyConfig
 from .taylor import Quadratic, fmt
 
@@ -118,6 +119,7 @@ def _toy_runs(config: CurvatureConfig, sample_curvature: float, mean_curvature: 
     return pd.DataFrame(runs), article_w
 
 
+@cached
 def curvature(config: CurvatureConfig = CurvatureConfig()) -> CurvatureResult:
     """Where the article's learning rates sit relative to 2/L, for the mean loss and the loss stepped on."""
     q, _ = taylor.baseline_problem(config.seed)
@@ -181,6 +183,7 @@ class DescentLemmaResult:
                 "steps_within_bound": bool((s.steps_to_tol <= s.steps_bound).where(s.steps_to_tol.notna(), True).all())}
 
 
+@cached
 def descent_lemma(config: DescentLemmaConfig = DescentLemmaConfig()) -> DescentLemmaResult:
     """f(θ0 − η∇f) against f(θ0) − η(1 − Lη/2)‖∇f‖², and GD for η·L from 0.1 to 2.5 on the engine."""
     q, theta0 = taylor.baseline_problem(config.seed)
@@ -260,6 +263,7 @@ class RateResult:
                             index=pd.Index(r.run, name="step size"))
 
 
+@cached
 def rate(config: RateConfig = RateConfig()) -> RateResult:
     """Linear convergence: the excess loss shrinks by ρ² per step, ρ = 1 − 1/κ or (κ−1)/(κ+1)."""
     q, theta0 = taylor.baseline_problem(config.seed)

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from . import data, engine, theory
+from .cache import cached
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class DirectionalResult:
         return {"experiment": "steepest-directional", **asdict(self.config), **out}
 
 
+@cached
 def directional(config: DirectionalConfig = DirectionalConfig()) -> DirectionalResult:
     """D_d f(θ0) by central differences for unit d on two circles; the exact value is ∇fᵀd."""
     q, theta0 = baseline_problem(config.seed)
@@ -252,6 +254,7 @@ class RemainderResult:
                 "slopes": self.slopes, "max_relative_error": self.max_relative_error}
 
 
+@cached
 def remainder(config: RemainderConfig = RemainderConfig()) -> RemainderResult:
     """|f(θ0 + εd) − f(θ0) − ε∇fᵀd| against ε in float64; the exact value for a quadratic is ε²/2·dᵀHd."""
     q, theta0 = baseline_problem(config.seed)
