@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import progress
+
 GRAD_SCALE = {"half": 1.0, "plain": 2.0}  # d/dŷ of (ŷ-y)²/2 and of (ŷ-y)², per residual
 
 
@@ -164,6 +166,7 @@ def train(
             if step_params is not None:
                 step_params[last * steps_per_epoch + 1 :] = float("nan")
             break
+        progress.advance(last, epochs)
     return Trajectory(epoch_params, epoch_loss, step_params, diverged_step, steps_per_epoch)
 
 
