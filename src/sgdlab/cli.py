@@ -66,7 +66,9 @@ def _writable_dir(path: Path) -> str | None:
     existing = next((p for p in [path, *path.absolute().parents] if p.exists()), None)
     if existing is None or not existing.is_dir():
         return f"--out {path} cannot be created: {existing} is not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:  # a real probe: permission bits say nothing about root, read-only mounts or /proc
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sgdlab-probe-"))
+    except OSError:
         return f"--out {path} is not writable" if existing == path else f"--out {path} cannot be created in {existing}"
     return None
 
@@ -96,8 +98,11 @@ def cmd_run(args) -> int:
         return _fail(str(err), EXIT_DIVERGED)
     summary = result.summary()
     if args.out is not None:
-        written = _install(args.out, lambda tmp: _write_outputs(
-            result, summary, registry.EXPERIMENTS[args.name].figure, tmp, args.name))
+        try:
+            written = _install(args.out, lambda tmp: _write_outputs(
+                result, summary, registry.EXPERIMENTS[args.name].figure, tmp, args.name))
+        except OSError as err:
+            return _fail(f"--out {args.out}: {err.strerror or err}")
     if args.json:
         print(json.dumps(summary))
     else:

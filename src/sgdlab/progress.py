@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,8 +21,28 @@ from tqdm import tqdm
 
 @dataclass
 class _Reporter:
-    bar: tqdm
+    desc: str
+    file: object
+    shown_after: float  # time.monotonic() from which a bar may appear
+    options: dict
+    bar: tqdm | None = None
     calls: int = 0  # train() calls seen: an experiment may train several times
+    total: int = -1
+    done: int = 0
+
+    def advance(self, done: int, total: int) -> None:
+        if total != self.total or done < self.done:  # a new train() call
+            self.calls += 1
+            self.total = total
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"training {self.calls}", refresh=False)
+                self.bar.reset(total=total)
+        self.done = done
+        if self.bar is None and time.monotonic() >= self.shown_after:  # quick work never flashes a bar
+            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="epoch", file=self.file, leave=False,
+                            dynamic_ncols=True, postfix=f"training {self.calls}", **self.options)
+        elif self.bar is not None:
+            self.bar.update(done - self.bar.n)
 
 
 _REPORTER: contextvars.ContextVar[_Reporter | None] = contextvars.ContextVar("sgdlab_progress", default=None)
@@ -30,31 +51,27 @@ _REPORTER: contextvars.ContextVar[_Reporter | None] = contextvars.ContextVar("sg
 def advance(done: int, total: int) -> None:
     """Report that `done` of `total` epochs of the current train() call are finished."""
     reporter = _REPORTER.get()
-    if reporter is None:
-        return
-    bar = reporter.bar
-    if reporter.calls == 0 or total != bar.total or done < bar.n:  # a new train() call
-        reporter.calls += 1
-        bar.reset(total=total)
-        bar.set_postfix_str(f"training {reporter.calls}", refresh=False)
-    bar.update(done - bar.n)
+    if reporter is not None:
+        reporter.advance(done, total)
 
 
 @contextlib.contextmanager
-def reporting(desc: str, file=None, delay: float = 2.0, show: bool | None = None) -> Iterator[None]:
+def reporting(desc: str, file=None, delay: float = 2.0, show: bool | None = None, **bar_options) -> Iterator[None]:
     """Show the epochs of the training done inside the block as a bar on `file` (stderr) if it is a terminal.
 
-    show=None: only when file is a TTY. The bar appears after `delay` seconds, so quick work stays silent.
+    show=None: only when file is a TTY. The bar appears once the block has run `delay` seconds, so
+    quick work stays silent. bar_options go to tqdm (mininterval, ...).
     """
     file = sys.stderr if file is None else file
     show = file.isatty() if show is None else show
     if not show:
         yield
         return
-    bar = tqdm(total=0, desc=desc, unit="epoch", file=file, delay=delay, leave=False, dynamic_ncols=True)
-    token = _REPORTER.set(_Reporter(bar))
+    reporter = _Reporter(desc, file, time.monotonic() + delay, bar_options)
+    token = _REPORTER.set(reporter)
     try:
         yield
     finally:
         _REPORTER.reset(token)
-        bar.close()
+        if reporter.bar is not None:
+            reporter.bar.close()
