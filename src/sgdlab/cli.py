@@ -142,6 +142,9 @@ def _install(out: Path, write) -> list[Path]:
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would become --out's own mode
     try:
         names = [p.name for p in write(tmp)]
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
