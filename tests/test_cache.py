@@ -65,7 +65,7 @@ def test_every_argument_is_in_the_key(cache_on):
 def test_the_key_holds_the_source_digest_and_versions(cache_on, monkeypatch):
     experiments.toy("toy-bias", SHORT)
     key = json.loads(next(cache_on.glob("*/*/key.json")).read_text())
-    assert key["source"] == cache.source_digest() and {"python", "torch", "numpy", "pandas"} <= key["versions"].keys()
+    assert key["source"] == cache.SOURCE_DIGEST and {"python", "torch", "numpy", "pandas"} <= key["versions"].keys()
     assert key["function"] == "sgdlab.experiments.toy"
     monkeypatch.setattr(cache, "SOURCE_DIGEST", "an edited package")
     experiments.toy("toy-bias", SHORT)

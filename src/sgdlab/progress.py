@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import io
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -40,9 +42,17 @@ class _Reporter:
         self.done = done
         if self.bar is None and time.monotonic() >= self.shown_after:  # quick work never flashes a bar
             self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="epoch", file=self.file, leave=False,
-                            dynamic_ncols=True, postfix=f"training {self.calls}", **self.options)
+                            ncols=_columns(self.file), postfix=f"training {self.calls}", **self.options)
         elif self.bar is not None:
             self.bar.update(done - self.bar.n)
+
+
+def _columns(file) -> int:
+    """The terminal's width; 80 where it reports none (a fresh pseudo-terminal says 0, and tqdm then draws nothing)."""
+    try:
+        return os.get_terminal_size(file.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return 80
 
 
 _REPORTER: contextvars.ContextVar[_Reporter | None] = contextvars.ContextVar("sgdlab_progress", default=None)
