@@ -105,3 +105,120 @@ def test_unavailable_device_is_bad_input():
     for args in (["run", "toy-clean", "--device", "cuda"], ["bench", "--device", "cuda"]):
         out = sgdlab(*args)
         assert out.returncode == 2 and "no CUDA device" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "baseline", "--seed", "99999999999999999999999"], "--seed must be between 0 and"),
+        (["run", "baseline", "--seed", "-1"], "--seed"),
+        (["run", "baseline", "--epochs", "2000000000"], "would not fit"),
+        (["run", "toy-noisy", "--epochs", "2000000000"], "--epochs must be between 1 and"),
+        (["run", "baseline-orders", "--epochs", "99999999999999999999"], "would not fit"),
+        (["run", "floor-cycle", "--epochs", "10"], "--epochs must be between 300 and"),
+        (["run", "floor-precision", "--epochs", "7"], "--epochs must be between 8 and"),
+        (["run", "toy-clean", "--lr", "1e400"], "--lr"),
+        (["run", "baseline", "--batch-size", "99999999999999999999"], "--batch-size"),
+        (["run", "toy-clean", "--out", "/dev/null"], "not a directory"),
+        (["cache", "frobnicate"], "invalid choice"),
+    ],
+)
+def test_out_of_range_values_exit_2_with_one_line(args, fragment):
+    test_bad_input_exits_2_with_one_line(args, fragment)
+
+
+def test_every_experiment_with_epochs_has_limits():
+    from sgdlab import experiments
+    from sgdlab.registry import EXPERIMENTS
+
+    for name, e in EXPERIMENTS.items():
+        if hasattr(e.config, "epochs"):
+            assert e.memory is not None, name
+            assert e.min_epochs(e.config) <= e.config.epochs, name  # the defaults run
+            assert e.config.epochs * e.memory(e.config) < experiments.MEMORY_BUDGET / 4, name
+
+
+def test_a_run_is_silent_on_stderr_when_it_is_not_a_terminal():
+    out = sgdlab("run", "toy-noisy", "--epochs", "3000", "--no-cache")
+    assert out.returncode == 0 and out.stderr == ""
+
+
+def test_cache_command_shows_counts_and_clears(tmp_path):
+    import os
+
+    env = {**os.environ, "SGDLAB_CACHE_DIR": str(tmp_path / "c")}
+    env.pop("SGDLAB_NO_CACHE")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sgdlab.cli", *args], capture_output=True, text=True, env=env)
+
+    first, second = run("run", "toy-clean", "--json"), run("run", "toy-clean", "--json")
+    assert first.stdout == second.stdout and first.returncode == 0
+    run("run", "toy-clean", "--json", "--no-cache")
+    stats = json.loads(run("cache", "--json").stdout)
+    assert (stats["entries"], stats["misses"], stats["hits"]) == (1, 1, 1)
+    assert stats["path"] == str(tmp_path / "c") and stats["bytes"] > 0
+    shown = run("cache").stdout
+    assert str(tmp_path / "c") in shown and "entries: 1" in shown and "1 experiments computed" in shown
+    assert run("cache", "--clear").stdout.startswith("cleared 1 entries")
+    assert json.loads(run("cache", "--json").stdout)["entries"] == 0
+    run("run", "toy-clean")
+    assert run("cache", "clear").returncode == 0 and json.loads(run("cache", "--json").stdout)["entries"] == 0
+
+
+def test_render_no_cache_reaches_the_kernels(monkeypatch, tmp_path):
+    """--no-cache sets SGDLAB_NO_CACHE=1 in the environment that Quarto and the kernels inherit."""
+    import os
+
+    from sgdlab import cli
+
+    seen = {}
+    monkeypatch.setattr("sgdlab.render.render", lambda *a, **k: seen.setdefault("env", os.environ.get(
+        "SGDLAB_NO_CACHE")) and [])
+    monkeypatch.delenv("SGDLAB_NO_CACHE")
+    assert cli.main(["render", "--no-cache", "--engine", "builtin"]) == 0
+    assert seen["env"] == "1"
+
+
+def test_out_is_written_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "new" / "o"
+    bad = sgdlab("run", "toy-clean", "--lr", "30", "--out", str(out))  # diverges: nothing written
+    assert bad.returncode == 3 and not (tmp_path / "new").exists()
+    assert sgdlab("run", "toy-clean", "--out", str(out)).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "summary.json", "toy-clean.png"]
+    (out / "mine.txt").write_text("kept")
+    assert sgdlab("run", "toy-clean", "--out", str(out)).returncode == 0  # an existing --out: files replaced
+    assert (out / "mine.txt").read_text() == "kept"
+    assert [p.name for p in out.parent.iterdir()] == ["o"]  # no temporary directory left
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_half_written_out(tmp_path):
+    """SIGINT while a long run trains (once its imports are far behind it): exit 130, one line, no --out."""
+    import signal
+    import time
+
+    out = tmp_path / "o"
+    # The baseline's torch.optim reference keeps it busy for minutes at 15000 epochs.
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab.cli", "run", "baseline", "--epochs", "15000",
+                             "--no-cache", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and _cpu_seconds(proc.pid) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert stderr == "sgdlab: interrupted\n" and stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no --out, and no temporary directory beside it

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from . import data, engine, experiments
+from .cache import cached
 
 # The article's per-step logs, quoted verbatim (问题1; four prints per epoch, truncated by the author
 # at the first 0.000000). The loss is printed after every step with f"{loss:f}".
@@ -189,6 +190,7 @@ class ReplayResult:
         }, index=pd.Index(last.epoch.to_numpy(), name="epoch"))
 
 
+@cached
 def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
     """Decode the article's orders (clean and piecewise runs), replay them, compare every printed step."""
     frames, decoded = [], {}

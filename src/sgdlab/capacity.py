@@ -106,6 +106,7 @@ class NoiseFloorResult:
         }, index=pd.Index([f"{s:.3g}" for s in f.sigma], name="σ"))
 
 
+@cached
 def noise_floor_sweep(config: NoiseFloorConfig = NoiseFloorConfig()) -> NoiseFloorResult:
     """Draw runs × σ data sets at once, solve each least-squares problem (batched), train a subset by SGD."""
     S, R, n, p = len(config.sigmas), config.runs, config.n, 3
@@ -188,6 +189,7 @@ class CapacityResult:
                 "train_at_max_degree": float(f.train.iloc[-1]), "test_at_max_degree": float(f.test.iloc[-1])}
 
 
+@cached
 def capacity_sweep(config: CapacityConfig = CapacityConfig()) -> CapacityResult:
     """Closed-form least squares (float64, batched over data sets) for degrees 0 … n_train − 1."""
     gen = data.generator(config.seed, "capacity")

@@ -1,15 +1,24 @@
-"""`sgdlab list | run | render | bench`: the command line of DESIGN.md."""
+"""`sgdlab list | run | render | bench | cache`: the command line of DESIGN.md.
+
+Every command ends with one line and no traceback on what a user can cause: bad input (exit 2),
+a diverged run (exit 3), Ctrl-C (exit 130, "sgdlab: interrupted").
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,9 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="where the engine computes: cpu (default) or cuda")
     run.add_argument("--out", type=Path, help="write history.csv, summary.json and the figure here")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--no-cache", action="store_true", help="compute, neither reading nor writing the results cache")
     render = sub.add_parser("render", help="render the report (Quarto, or the built-in engine)")
     render.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto")
     render.add_argument("--to", choices=["html", "pdf", "all"], default="all")
+    render.add_argument("--no-cache", action="store_true", help="recompute every experiment (SGDLAB_NO_CACHE=1)")
+    cache = sub.add_parser("cache", help="where the results cache is, its entries, size, hits and misses")
+    cache.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
+    cache.add_argument("--clear", action="store_true", help="delete every entry (the same as `cache clear`)")
+    cache.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="time the reference loop against the batched engine")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--device", default="cpu", help="where the engine runs (the reference loop stays on the CPU)")
@@ -47,13 +62,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _writable_dir(path: Path) -> str | None:
-    """Create path if needed; return a reason it cannot be written, or None."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        return f"--out {path} cannot be created: {err.strerror}"
-    if not os.access(path, os.W_OK):
-        return f"--out {path} is not writable"
+    """A reason --out cannot be written, or None. Nothing is created yet: a failed run leaves no trace."""
+    if path.exists() and not path.is_dir():
+        return f"--out {path} exists and is not a directory"
+    existing = next((p for p in [path, *path.absolute().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return f"--out {path} cannot be created: {existing} is not a directory"
+    try:  # a real probe: permission bits say nothing about root, read-only mounts or /proc
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sgdlab-probe-"))
+    except OSError:
+        return f"--out {path} is not writable" if existing == path else f"--out {path} cannot be created in {existing}"
     return None
 
 
@@ -67,21 +85,26 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import experiments, registry
+    from . import cache, experiments, progress, registry
 
     if args.out is not None and (reason := _writable_dir(args.out)):
         return _fail(reason)
     overrides = {"seed": args.seed, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
                  "device": args.device}
     try:
-        result = registry.run(args.name, **overrides)
+        with progress.reporting(args.name), cache.disabled() if args.no_cache else contextlib.nullcontext():
+            result = registry.run(args.name, **overrides)
     except experiments.ConfigError as err:
         return _fail(str(err))
     except experiments.Diverged as err:
         return _fail(str(err), EXIT_DIVERGED)
     summary = result.summary()
     if args.out is not None:
-        written = _write_outputs(result, summary, registry.EXPERIMENTS[args.name].figure, args.out, args.name)
+        try:
+            written = _install(args.out, lambda tmp: _write_outputs(
+                result, summary, registry.EXPERIMENTS[args.name].figure, tmp, args.name))
+        except OSError as err:
+            return _fail(f"--out {args.out}: {err.strerror or err}")
     if args.json:
         print(json.dumps(summary))
     else:
@@ -113,9 +136,38 @@ def _write_outputs(result, summary: dict, figure, out: Path, name: str) -> list[
     return written
 
 
+def _install(out: Path, write) -> list[Path]:
+    """Call write(tmp) on a temporary directory beside `out`, then move its files into `out`.
+
+    A new `out` is one rename; an existing one gets each file replaced by a rename, with Ctrl-C held
+    back meanwhile. Either way an interrupted run leaves `out` as it was or complete, never half-written.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would become --out's own mode
+    try:
+        names = [p.name for p in write(tmp)]
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            if out.exists():
+                for name in names:
+                    os.replace(tmp / name, out / name)
+            else:
+                os.replace(tmp, out)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return [out / name for name in names]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cmd_render(args) -> int:
     from .render import RenderError, render
 
+    if args.no_cache:
+        os.environ["SGDLAB_NO_CACHE"] = "1"  # inherited by Quarto and by every kernel that runs a chapter
     try:
         paths = render(Path.cwd(), engine=args.engine, to=args.to, progress=sys.stderr.isatty())
     except RenderError as err:
@@ -141,14 +193,36 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from . import cache
+
+    if args.clear or args.action == "clear":
+        count = cache.clear()
+        print(f"cleared {count} entries from {cache.cache_dir()}")
+        return 0
+    stats = cache.stats()
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+        return 0
+    state = "off (SGDLAB_NO_CACHE is set)" if not cache.enabled() else "on"
+    print(f"location: {stats.path}\nstate: {state}\nentries: {stats.entries} ({stats.bytes / 2**20:.1f} MiB)")
+    print(f"since it was last cleared: {stats.misses} experiments computed, {stats.hits} read back")
+    for name, count in sorted(stats.misses_by_function.items()):
+        print(f"  computed {count:>3} × {name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "render": cmd_render, "bench": cmd_bench}
     try:
+        args = _parser().parse_args(argv)
+        commands = {"list": cmd_list, "run": cmd_run, "render": cmd_render, "bench": cmd_bench, "cache": cmd_cache}
         return commands[args.command](args)
     except BrokenPipeError:  # `sgdlab run X --json | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        print("sgdlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

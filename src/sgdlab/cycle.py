@@ -16,6 +16,7 @@ import torch
 
 from . import data, experiments, theory
 from .article_log import ARTICLE_FINAL, train_toy
+from .cache import cached
 from .loss_floor import exact_least_squares
 
 
@@ -115,6 +116,7 @@ def _implied(fit: theory.LeastSquares, w: float, loss: float, bias: bool, b_near
     return min(bias_roots(fit, w, loss), key=lambda b: abs(b - b_near))
 
 
+@cached
 def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
     """Run the noisy and bias toy runs under many orders: where SGD's cycle lies, and the article's values in it."""
     frames, windows, ranges, fits, implied_by = [], [], [], {}, {}

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from . import d2l, data, engine, theory
+from .cache import cached
 
 # What the article printed for section 五 (seed 20, lr 0.0003, 300 epochs, batch 10).
 ARTICLE_BASELINE = {"final_loss": 0.000049, "w_error": [0.0004, -0.0008], "b_error": 0.0008}
@@ -48,6 +49,14 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be between 1 and the data size {n}, got {self.batch_size}")
 
 
+# torch.manual_seed takes seeds below 2**64; derived seeds add a run index and pass through int64
+# numpy arrays (cycle.py), so the range stops well short of both.
+MAX_SEED = 2**62
+# What a run may keep in memory (its recorded history, batch orders and reference runs), estimated
+# from its config before it starts: a run that would exceed this is refused, not left to swap.
+MEMORY_BUDGET = 2 * 2**30
+
+
 def check_setting(key: str, value) -> None:
     """Raise ConfigError for a bad value of a command-line setting, whichever experiment it is for."""
     flag = "--" + key.replace("_", "-")
@@ -55,10 +64,24 @@ def check_setting(key: str, value) -> None:
         raise ConfigError(f"{flag} must be a finite number > 0, got {value}")
     if key in ("epochs", "batch_size") and value < 1:
         raise ConfigError(f"{flag} must be at least 1, got {value}")
-    if key == "seed" and value < 0:
-        raise ConfigError(f"{flag} must be ≥ 0, got {value}")
+    if key == "seed" and not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{flag} must be between 0 and 2**62 = {MAX_SEED}, got {value}")
     if key == "device":
         check_device(value)
+
+
+def epoch_bytes(n: int, runs: int = 1, steps: int = 0, per_step: int = 0) -> int:
+    """Bytes a run keeps per epoch: its batch orders (int64, built from a list: twice n·8 per run)
+    and `per_step` bytes for each of its `steps` steps per epoch and run (recorded parameters, losses, rows)."""
+    return runs * (16 * n + steps * per_step)
+
+
+def check_epochs(name: str, epochs: int, least: int, per_epoch: int, budget: int = MEMORY_BUDGET) -> None:
+    """Raise ConfigError unless least ≤ epochs and epochs × per_epoch bytes fit the memory budget."""
+    most = max(least, budget // max(per_epoch, 1))
+    if not least <= epochs <= most:
+        why = f" (beyond that its history would not fit {budget / 2**30:g} GiB of memory)" if epochs > most else ""
+        raise ConfigError(f"--epochs must be between {least} and {most} for {name}, got {epochs}{why}")
 
 
 def check_device(device: str) -> None:
@@ -131,6 +154,7 @@ def article_start(seed: int, n: int = data.NUM_EXAMPLES):
     return ds, w0, torch.cat([w0.flatten(), torch.zeros(1)]).unsqueeze(1)
 
 
+@cached
 def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     """D2L 3.2 on y = Xw + b + ε: scratch (engine), concise (nn.Linear + optim.SGD), closed form."""
     ds, w0, theta0 = article_start(config.seed)
@@ -190,6 +214,7 @@ class OrderSpreadResult:
         }
 
 
+@cached
 def baseline_order_spread(config: RunConfig = RunConfig(), runs: int = 32) -> OrderSpreadResult:
     """Same data and init as `baseline`, `runs` different batch orders, trained at once (K = runs)."""
     ds, _, theta0 = article_start(config.seed)
@@ -279,6 +304,7 @@ class ToyResult:
         }
 
 
+@cached
 def toy(name: str, config: ToyConfig | None = None) -> ToyResult:
     """Run one of the article's toy experiments (see TOY_RUNS) on the engine."""
     config = TOY_RUNS[name] if config is None else config

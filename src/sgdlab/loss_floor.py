@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from . import data, engine, experiments, theory
+from .cache import cached
 
 # --------------------------------------------------------------------------- the floor is least squares
 
@@ -105,6 +106,7 @@ RUN_LABELS = {"toy-clean": "clean, w·x", "toy-noisy": "3.1, w·x", "toy-bias": 
 MODELS = {"toy-clean": "w·x", "toy-noisy": "w·x", "toy-bias": "w·x + b", "toy-piecewise": "w·x + 0.1·[w·x ≥ 3]"}
 
 
+@cached
 def four_runs(config: FourRunsConfig = FourRunsConfig()) -> FourRunsResult:
     """Run the article's four toy experiments and split each final loss into floor + quadratic gap."""
     runs, rows = {}, []

@@ -13,6 +13,7 @@ import torch
 
 from . import data, experiments
 from .article_log import PRINT_ZERO, article_log, decode_order, train_toy
+from .cache import cached
 
 FLOAT32 = torch.finfo(torch.float32)
 
@@ -61,6 +62,7 @@ class PrecisionResult:
         return pd.DataFrame({"value": list(rows.values())}, index=pd.Index(list(rows), name="quantity"))
 
 
+@cached
 def precision(config: PrecisionConfig = PrecisionConfig()) -> PrecisionResult:
     """Continue the clean run and locate 'prints 0.000000' vs 'is 0' in float32 (float64 alongside)."""
     toy = replace(experiments.TOY_RUNS["toy-clean"], seed=config.seed, epochs=config.epochs)

@@ -15,6 +15,7 @@ from . import (
     bias_run,
     capacity,
     cycle,
+    data,
     expected_descent,
     explore,
     loss_floor,
@@ -47,6 +48,10 @@ class Experiment:
     config: object  # a frozen dataclass with a `seed`
     run: Callable = field(repr=False)
     figure: Callable | None = field(default=None, repr=False)
+    # For configs with `epochs`: the fewest epochs the experiment can summarise, and the bytes it
+    # keeps per epoch (ex.epoch_bytes), which bound --epochs by ex.MEMORY_BUDGET.
+    min_epochs: Callable = field(default=lambda config: 1, repr=False)
+    memory: Callable | None = field(default=None, repr=False)
 
 
 def _toy(name: str) -> Callable:
@@ -140,6 +145,30 @@ EXPERIMENTS.update({
 })
 
 
+
+def _steps(n: int, config) -> int:
+    return -(-n // config.batch_size)
+
+
+# Per-step bytes were measured as the growth of peak RSS with --epochs (docs/DESIGN-NOTES.md), then doubled.
+_N = data.NUM_EXAMPLES
+_LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
+    # torch.optim's reference run keeps one small tensor per step (about 500 bytes each)
+    "baseline": (None, lambda c: ex.epoch_bytes(_N, 1, _steps(_N, c), 1024)),
+    "baseline-orders": (None, lambda c: ex.epoch_bytes(_N, 32, _steps(_N, c), 16)),
+    # per step: the recorded parameters and loss, a history row, the step's epoch as a Python int
+    **{name: (None, lambda c: ex.epoch_bytes(4, 1, _steps(4, c), 256)) for name in _TOY_DESCRIPTIONS},
+    "floor-cycle": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, c.runs, 4, 64)),
+    "floor-step-size": (lambda c: c.tail, lambda c: ex.epoch_bytes(4, c.runs * len(c.effective_lrs), 4, 64)),
+    "floor-methods": (lambda c: 2, lambda c: ex.epoch_bytes(4, c.runs, 4, 64)),  # a slope over the second half
+    "floor-precision": (lambda c: 8, lambda c: ex.epoch_bytes(4, 2, 4, 256)),  # the clean run prints 0 in epoch 8
+    "steepest-descent-lemma": (None, lambda c: ex.epoch_bytes(0, len(c.lr_factors), 1, 256)),
+    "steepest-sgd-noise": (None, lambda c: ex.epoch_bytes(_N, 1, _N, 384)),  # every sample's gradient, reshuffled
+}
+for _name, (_least, _memory) in _LIMITS.items():
+    EXPERIMENTS[_name] = dataclasses.replace(EXPERIMENTS[_name], min_epochs=_least or (lambda c: 1), memory=_memory)
+
+
 def run(name: str, **overrides) -> object:
     """Run a registered experiment with its defaults, overriding any of its config's fields."""
     if name not in EXPERIMENTS:
@@ -151,4 +180,7 @@ def run(name: str, **overrides) -> object:
         if key not in fields:
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to {name}")
         check_setting(key, value)
-    return experiment.run(dataclasses.replace(experiment.config, **given))
+    config = dataclasses.replace(experiment.config, **given)
+    if experiment.memory is not None:
+        ex.check_epochs(name, config.epochs, experiment.min_epochs(config), experiment.memory(config))
+    return experiment.run(config)
