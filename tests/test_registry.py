@@ -1,5 +1,6 @@
 """Every registered experiment: its summary names it, is JSON, and a seed fixes it."""
 
+import dataclasses
 import json
 
 import pytest
@@ -28,3 +29,10 @@ def test_every_experiment_has_a_seed_and_description():
 def test_an_override_outside_the_config_is_refused():
     with pytest.raises(registry.ConfigError, match="--batch-size does not apply to floor-precision"):
         registry.run("floor-precision", batch_size=3)
+
+
+def test_every_experiment_whose_epochs_can_be_set_bounds_its_memory():
+    """`--epochs` is refused up front where the history would not fit: no experiment may lack the bound."""
+    unbounded = [name for name, e in registry.EXPERIMENTS.items()
+                 if "epochs" in {f.name for f in dataclasses.fields(e.config)} and e.memory is None]
+    assert unbounded == []

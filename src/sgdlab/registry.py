@@ -159,8 +159,14 @@ _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     # per step: the recorded parameters and loss, a history row, the step's epoch as a Python int
     **{name: (None, lambda c: ex.epoch_bytes(4, 1, _steps(4, c), 256)) for name in _TOY_DESCRIPTIONS},
     "floor-cycle": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, c.runs, 4, 64)),
-    "floor-step-size": (lambda c: c.tail, lambda c: ex.epoch_bytes(4, c.runs * len(c.effective_lrs), 4, 64)),
-    "floor-methods": (lambda c: 2, lambda c: ex.epoch_bytes(4, c.runs, 4, 64)),  # a slope over the second half
+    # chapter 2's newer runs (four points, batches of one; D2L's data for the SGD floor): every step of
+    # every run may be recorded, so count the parameters and loss of each step (64 bytes, generously)
+    "floor-bias-run": (lambda c: max(c.tail, c.centring_epochs), lambda c: ex.epoch_bytes(4, 3 * c.runs, 4, 64)),
+    "floor-sampling": (lambda c: c.burn_in + 2, lambda c: ex.epoch_bytes(4, 2 * c.runs * len(c.effective_lrs), 4, 64)),
+    "floor-sgd-floor": (lambda c: c.burn_in + 1,
+                        lambda c: ex.epoch_bytes(_N, 2 * c.runs * len(c.lrs), _steps(_N, c), 64)),
+    "floor-remedies": (lambda c: c.average_from + 2, lambda c: ex.epoch_bytes(4, 8 * c.runs, 4, 64)),
+    "explore-floor": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, 2 * 144, 4, 64)),
     "floor-precision": (lambda c: 8, lambda c: ex.epoch_bytes(4, 2, 4, 256)),  # the clean run prints 0 in epoch 8
     "steepest-descent-lemma": (None, lambda c: ex.epoch_bytes(0, len(c.lr_factors), 1, 256)),
     "steepest-sgd-noise": (None, lambda c: ex.epoch_bytes(_N, 1, _N, 384)),  # every sample's gradient, reshuffled
