@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, engine, norms, taylor, theory
+from . import data, engine, experiments, norms, taylor, theory
 from .cache import cached
 from .loss_floor import exact_least_squares
 from .steepest import ARTICLE_LR
+
+TOY_ETA = experiments.TOY_RUNS["toy-noisy"].effective_lr  # the article's toy step: lr 0.3 / batch_size 10
 
 # --------------------------------------------------------------------------- chapter 2: the floor grid
 
@@ -50,7 +52,7 @@ class FloorGridConfig:
     @property
     def effective_lrs(self) -> list[float]:
         """The step sizes η (the article's is 0.03 = lr 0.3 / 10, at k = 0)."""
-        return [0.03 * 2 ** (k / 2) for k in self.lr_half_octaves]
+        return [TOY_ETA * 2 ** (k / 2) for k in self.lr_half_octaves]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class FloorGridResult:
     loss: np.ndarray  # (frames, m) training loss at those epochs (NaN/inf after divergence)
 
     def at(self, labels: str = "3.1", model: str = "w·x", sampling: str = "reshuffled", schedule: str = "constant",
-           lr: float = 0.03) -> pd.Series:
+           lr: float = TOY_ETA) -> pd.Series:
         """One frame's row; the defaults are the article's run (label 3.1, w·x, reshuffled, constant η = 0.03)."""
         f = self.frames
         return f[(f.labels == labels) & (f.model == model) & (f.sampling == sampling) & (f.schedule == schedule)
