@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from sgdlab import data, norms, steepest, taylor
+from sgdlab import data, experiments, norms, steepest, taylor
 from sgdlab.plots import steepest as figures
 
 FLOATS = st.floats(-3, 3, allow_nan=False, allow_infinity=False)
@@ -239,6 +239,18 @@ def test_minibatch_gradient_variance_follows_the_1_over_B_law():
     assert ((v.measured / v.predicted - 1).abs() < 0.2).all()
     assert r.summary()["bound_holds"]
     assert np.allclose(r.one_step.measured, r.one_step.exact, rtol=0.05)
+    assert (r.one_step.exact <= r.one_step.bound).all()
+
+
+def test_exact_expected_loss_after_one_sgd_step_is_the_mean_over_every_single_example():
+    # with B = 1 a uniform draw is one of the n examples: E f(θ0 − η∇f_i) is a plain mean over i
+    r = norms.sgd_noise(norms.SgdNoiseConfig(batch_sizes=(1,), epochs=1))
+    ds, _, theta0 = experiments.article_start(20)
+    X = np.c_[ds.X.double().numpy(), np.ones(ds.n)]
+    y, t = ds.y.double().numpy().ravel(), theta0.double().numpy().ravel()
+    after = t - r.eta * X * (X @ t - y)[:, None]  # θ0 − η∇f_i, f_i = ½(x_iᵀθ − y_i)²
+    mean_after = np.mean([0.5 * np.mean((X @ a - y) ** 2) for a in after])
+    assert r.one_step.set_index("batch_size").loc[1].exact == pytest.approx(mean_after, rel=1e-10)
 
 
 # --------------------------------------------------------------------------- contracts

@@ -251,7 +251,7 @@ class SgdNoiseResult:
         v = self.variance
         return {"experiment": "steepest-sgd-noise", **asdict(self.config), "eta": self.eta, "loss0": self.loss0,
                 "max_relative_error": float((v.measured / v.predicted - 1).abs().max()),
-                "bound_holds": bool((self.one_step.measured <= self.one_step.bound).all()),
+                "bound_holds": bool((self.one_step.exact <= self.one_step.bound).all()),  # the lemma bounds E f₁
                 "kick_at_optimum": self.kick_at_optimum, "loss_floor": self.loss_floor}
 
     def table(self) -> pd.DataFrame:
