@@ -4,7 +4,7 @@ Section "SGD's own floor" of report/02-loss-floor.qmd. With independent mini-bat
 (drawn with replacement) and a step η on D2L's mean ½-loss, the deviation δ = θ − θ* obeys
 δ ← (I − ηH_B)δ − ηξ_B; its stationary second moment C solves a p²-dimensional linear equation
 (`independent_excess`, exact for that recursion), whose leading order is the Lyapunov equation
-HC + CH = ηΣ_B, giving the excess ½ tr(HC) = (η/4) tr Σ_B. Reshuffling is measured beside it.
+HC + CH = ηΣ₁/B, giving the excess ½ tr(HC) = (η/4B) tr Σ₁. Reshuffling is measured beside it.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class SgdFloorResult:
         ind, rr = self.frame[self.frame.sampling == "with replacement"], self.frame[self.frame.sampling == "reshuffled"]
         pct = "{:.3g} %".format
         return pd.DataFrame({
-            "(η/4)·tr Σ_B": ind.leading.map(lambda v: pct(100 * v)).to_numpy(),
+            "(η/4B)·tr Σ₁": ind.leading.map(lambda v: pct(100 * v)).to_numpy(),
             "exact, indep.": ind.exact.map(lambda v: pct(100 * v)).to_numpy(),
             "measured, indep.": ind.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
             "reshuffled, epoch ends": rr.epoch_end.map(lambda v: pct(100 * v)).to_numpy(),
