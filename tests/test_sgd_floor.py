@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -275,3 +276,17 @@ def test_new_tables_fit_a_page(samp, bias):
         assert t.index.name and len(t.columns) <= 6, list(t.columns)
         cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
         assert max(map(len, cells)) <= 50, max(cells, key=len)
+
+
+def test_t_two_sided_matches_tabulated_quantiles():
+    # Student's t, 15 degrees of freedom: t = 2.1314 and 2.9467 are the two-sided 5 % and 1 % points.
+    assert stats.t_two_sided(2.131449546, 15) == pytest.approx(0.05, abs=1e-8)
+    assert stats.t_two_sided(-2.946712883, 15) == pytest.approx(0.01, abs=1e-8)
+    assert stats.t_two_sided(0.0, 15) == pytest.approx(1.0)
+
+
+def test_offset_p_tests_the_measured_offset_against_the_exact_one():
+    frame = pd.DataFrame([{"sampling": "with replacement", "effective_lr": 0.03, "offset": -2.131449546e-4,
+                           "offset_se": 1e-4, "sd": 1.0, "offset_exact": 0.0, "sd_exact": 1.0, "width": 1.0}])
+    result = sampling.SamplingResult(sampling.SamplingConfig(runs=16), frame, {})
+    assert result.offset_p("with replacement", 0.03) == pytest.approx(0.05, abs=1e-7)
