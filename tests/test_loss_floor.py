@@ -357,3 +357,11 @@ def test_summaries_have_their_documented_keys(replay, four, cycle, noise, capaci
         s = result.summary()
         assert expected | {"experiment", "seed"} <= s.keys(), s["experiment"]
         json.dumps(s)
+
+
+def test_the_first_logged_factor_names_x_2_and_the_divisor_10(replay):
+    first = float(replay.steps.factor_logged.iloc[0])
+    assert al.divisors_explaining(first, experiments.TOY_RUNS["toy-clean"].lr) == [(2.0, 10)]
+    # A factor that several (x, d) explain is reported with all of them: 1 − 2(0.3/d)·x² = 0.94 at x = 1, d = 10,
+    # at x = 2, d = 40 and at x = 3, d = 90 (with d = 89 and 91 inside the tolerance).
+    assert al.divisors_explaining(0.94, 0.3, tol=1e-9) == [(1.0, 10), (2.0, 40), (3.0, 90)]
