@@ -217,6 +217,9 @@ def test_tail_fraction_counts_epoch_ends_beyond_the_article(cycle):
         assert art["w"] > w.median()  # both article values lie above the median
         assert s[name] == pytest.approx(float((w >= art["w"]).mean()))
         assert 0 < s[name] < 0.5
+        # Across the rounding interval of the printed w the share can only shrink outward and grow inward.
+        assert cycle.tail_fraction(name, art["w"]) == s[name]
+        assert cycle.tail_fraction(name, art["w"] + 5e-5) <= s[name] <= cycle.tail_fraction(name, art["w"] - 5e-5)
 
 
 def test_article_noisy_loss_follows_from_its_w(cycle):

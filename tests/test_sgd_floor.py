@@ -216,6 +216,10 @@ def test_bias_roots_reproduce_the_article_loss():
 def test_bias_hypotheses(bias):
     assert bias.frozen_b < bias.trained_b
     assert bias.tail_fraction("B: b never updated") > 0.05 > bias.tail_fraction("A: b trained from 0")
+    printed = bias_run.ARTICLE_FINAL["toy-bias"]["w"]
+    a = "A: b trained from 0"
+    assert bias.tail_fraction(a, printed) == bias.tail_fraction(a)
+    assert bias.tail_fraction(a, printed + 5e-5) <= bias.tail_fraction(a) <= bias.tail_fraction(a, printed - 5e-5)
     s = bias.summary()
     assert s["epochs_to_twice_uncentred_plateau"]["x − x̄"] < s["epochs_to_twice_uncentred_plateau"]["x"]
     assert bias.plateau("x − x̄") < bias.plateau("x")
