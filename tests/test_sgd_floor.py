@@ -164,6 +164,8 @@ def test_sgd_floor_experiment_against_theory():
     r = sgd_floor.sgd_floor(sgd_floor.SgdFloorConfig(lrs=(0.03,), runs=8, epochs=15, burn_in=5))
     iid, rr = r.at("with replacement", 0.03), r.at("reshuffled", 0.03)
     assert iid.all_steps == pytest.approx(iid.exact, rel=0.15)
+    per_run = iid.all_steps_se * 8**0.5  # the spread of the 8 runs' means
+    assert 0 < per_run < iid.all_steps
     assert rr.epoch_end < iid.exact
     assert r.baseline_gd_gap > 100 * r.baseline_noise
     s = r.summary()
