@@ -217,6 +217,9 @@ def test_tail_fraction_counts_epoch_ends_beyond_the_article(cycle):
         assert art["w"] > w.median()  # both article values lie above the median
         assert s[name] == pytest.approx(float((w >= art["w"]).mean()))
         assert 0 < s[name] < 0.5
+        # Across the rounding interval of the printed w the share can only shrink outward and grow inward.
+        assert cycle.tail_fraction(name, art["w"]) == s[name]
+        assert cycle.tail_fraction(name, art["w"] + 5e-5) <= s[name] <= cycle.tail_fraction(name, art["w"] - 5e-5)
 
 
 def test_article_noisy_loss_follows_from_its_w(cycle):
@@ -268,6 +271,12 @@ def test_precision_thresholds(precision):
     s = precision.summary()
     assert f"{s['loss_at_print_zero']:f}" == "0.000000" and s["loss_at_print_zero"] > 0
     assert f"{s['article_loss_at_print_zero']:f}" == "0.000000" and s["article_loss_at_print_zero"] > 0
+    # The log's step 29 is the only logged step of its epoch: x = 2 or x = 3 first both print 0.000000, so the
+    # article's loss there is one of two values (the clean closed form after epoch 7, times 0.76² or 0.46²).
+    after_seven = al.clean_epoch_loss(7, experiments.TOY_RUNS["toy-clean"].effective_lr)
+    assert s["article_losses_at_print_zero"] == pytest.approx([after_seven * 0.46**2, after_seven * 0.76**2],
+                                                               rel=1e-4)  # float32 run
+    assert s["article_loss_at_print_zero"] in s["article_losses_at_print_zero"]
     assert s["float32_eps"] == 2.0**-23 and s["float32_smallest_normal"] == 2.0**-126
     assert s["smallest_nonzero_loss"] == pytest.approx(3.5 * 2.0**-46)
     assert s["first_exact_zero"] is not None and s["first_exact_zero"] > s["first_print_zero"]
@@ -344,9 +353,18 @@ def test_summaries_have_their_documented_keys(replay, four, cycle, noise, capaci
                 "chance_of_misses"}),
         (capacity, {"noise_level", "best_degree", "best_test", "train_at_max_degree", "test_at_max_degree"}),
         (precision, {"first_print_zero", "loss_at_print_zero", "first_exact_zero", "article_loss_at_print_zero",
+                    "article_losses_at_print_zero",
                     "print_zero", "float32_eps", "float32_smallest_normal", "smallest_nonzero_loss"}),
     ]
     for result, expected in keys:
         s = result.summary()
         assert expected | {"experiment", "seed"} <= s.keys(), s["experiment"]
         json.dumps(s)
+
+
+def test_the_first_logged_factor_names_x_2_and_the_divisor_10(replay):
+    first = float(replay.steps.factor_logged.iloc[0])
+    assert al.divisors_explaining(first, experiments.TOY_RUNS["toy-clean"].lr) == [(2.0, 10)]
+    # A factor that several (x, d) explain is reported with all of them: 1 − 2(0.3/d)·x² = 0.94 at x = 1, d = 10,
+    # at x = 2, d = 40 and at x = 3, d = 90 (with d = 89 and 91 inside the tolerance).
+    assert al.divisors_explaining(0.94, 0.3, tol=1e-9) == [(1.0, 10), (2.0, 40), (3.0, 90)]

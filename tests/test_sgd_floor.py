@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -163,6 +164,8 @@ def test_sgd_floor_experiment_against_theory():
     r = sgd_floor.sgd_floor(sgd_floor.SgdFloorConfig(lrs=(0.03,), runs=8, epochs=15, burn_in=5))
     iid, rr = r.at("with replacement", 0.03), r.at("reshuffled", 0.03)
     assert iid.all_steps == pytest.approx(iid.exact, rel=0.15)
+    per_run = iid.all_steps_se * 8**0.5  # the spread of the 8 runs' means
+    assert 0 < per_run < iid.all_steps
     assert rr.epoch_end < iid.exact
     assert r.baseline_gd_gap > 100 * r.baseline_noise
     s = r.summary()
@@ -215,6 +218,10 @@ def test_bias_roots_reproduce_the_article_loss():
 def test_bias_hypotheses(bias):
     assert bias.frozen_b < bias.trained_b
     assert bias.tail_fraction("B: b never updated") > 0.05 > bias.tail_fraction("A: b trained from 0")
+    printed = bias_run.ARTICLE_FINAL["toy-bias"]["w"]
+    a = "A: b trained from 0"
+    assert bias.tail_fraction(a, printed) == bias.tail_fraction(a)
+    assert bias.tail_fraction(a, printed + 5e-5) <= bias.tail_fraction(a) <= bias.tail_fraction(a, printed - 5e-5)
     s = bias.summary()
     assert s["epochs_to_twice_uncentred_plateau"]["x − x̄"] < s["epochs_to_twice_uncentred_plateau"]["x"]
     assert bias.plateau("x − x̄") < bias.plateau("x")
@@ -275,3 +282,17 @@ def test_new_tables_fit_a_page(samp, bias):
         assert t.index.name and len(t.columns) <= 6, list(t.columns)
         cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
         assert max(map(len, cells)) <= 50, max(cells, key=len)
+
+
+def test_t_two_sided_matches_tabulated_quantiles():
+    # Student's t, 15 degrees of freedom: t = 2.1314 and 2.9467 are the two-sided 5 % and 1 % points.
+    assert stats.t_two_sided(2.131449546, 15) == pytest.approx(0.05, abs=1e-8)
+    assert stats.t_two_sided(-2.946712883, 15) == pytest.approx(0.01, abs=1e-8)
+    assert stats.t_two_sided(0.0, 15) == pytest.approx(1.0)
+
+
+def test_offset_p_tests_the_measured_offset_against_the_exact_one():
+    frame = pd.DataFrame([{"sampling": "with replacement", "effective_lr": 0.03, "offset": -2.131449546e-4,
+                           "offset_se": 1e-4, "sd": 1.0, "offset_exact": 0.0, "sd_exact": 1.0, "width": 1.0}])
+    result = sampling.SamplingResult(sampling.SamplingConfig(runs=16), frame, {})
+    assert result.offset_p("with replacement", 0.03) == pytest.approx(0.05, abs=1e-7)

@@ -42,3 +42,12 @@ def test_loss_over_floor_reads_the_history():
     # The loss falls towards, never below, the least-squares floor.
     ratios = [tables.loss_over_floor(result, e) for e in range(6)]
     assert all(a > b > 1 for a, b in itertools.pairwise(ratios))
+
+
+def test_implementation_gap_is_the_largest_parameter_difference():
+    result = ex.baseline(ex.RunConfig(epochs=5))
+    h = result.history
+    scratch, concise = (h[h.implementation == name][["w1", "w2", "b"]].to_numpy() for name in ("scratch", "concise"))
+    assert tables.implementation_gap(result) == abs(scratch - concise).max()
+    assert tables.implementation_gap(result) < 1e-5  # the same steps, up to float32 rounding
+    assert tables.implementation_gap(result, "scratch", "scratch") == 0.0

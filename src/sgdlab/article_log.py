@@ -51,6 +51,16 @@ def shrink_factor(effective_lr: float, x: float) -> float:
     return 1 - 2 * effective_lr * x * x
 
 
+def divisors_explaining(factor: float, lr: float, x=data.TOY_X, largest: int = 1000, tol: float = 1e-3):
+    """Every (x, d), x ≠ 0 an example and d ≤ largest a whole divisor of lr, with |1 − 2(lr/d)x²| within tol of factor.
+
+    A logged factor √(ℓ_t/ℓ_{t−1}) names both the example and the step size; with lr known, the pairs
+    that explain it say what the article's `sgd` divided lr by.
+    """
+    return [(v, d) for v in x if v != 0 for d in range(1, largest + 1)
+            if abs(abs(shrink_factor(lr / d, v)) - factor) <= tol]
+
+
 def _toy_setup(config: experiments.ToyConfig, dtype=torch.float32):
     ds = data.toy_data(config.noisy, dtype=dtype)
     theta0 = torch.tensor([[2.0]] + ([[0.0]] if config.bias else []), dtype=dtype)  # (p, 1): w = 2 (, b = 0)

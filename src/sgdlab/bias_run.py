@@ -62,10 +62,10 @@ class BiasResult:
     trained_b: float  # the other root, inside the band of trained b
     centring: pd.DataFrame  # inputs ("x" or "x − x̄"), epoch, median, lo, hi — excess loss over the floor
 
-    def tail_fraction(self, hypothesis: str) -> float:
-        """Share of epoch ends with w at least as large as the article's (it lies above both medians)."""
-        w = self.epochs[self.epochs.hypothesis == hypothesis].w
-        return float((w >= ARTICLE_FINAL["toy-bias"]["w"]).mean())
+    def tail_fraction(self, hypothesis: str, w: float | None = None) -> float:
+        """Share of epoch ends with w at least the article's (or `w`: a point of its rounding interval)."""
+        ends = self.epochs[self.epochs.hypothesis == hypothesis].w
+        return float((ends >= (ARTICLE_FINAL["toy-bias"]["w"] if w is None else w)).mean())
 
     def w_range(self, hypothesis: str) -> tuple[float, float]:
         w = self.epochs[self.epochs.hypothesis == hypothesis].w

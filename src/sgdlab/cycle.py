@@ -72,9 +72,13 @@ class CycleResult:
         ok = f.w.min() <= art["w"] <= f.w.max() and f.loss.min() <= art["loss"] <= f.loss.max()
         return bool(ok and (run != "toy-bias" or f.b.min() <= self.implied[run] <= f.b.max()))
 
-    def tail_fraction(self, run: str) -> float:
-        """Fraction of epoch-end w at least as far from the median, on the article's side, as the article's w."""
-        w, art = self.epochs[self.epochs.run == run].w, ARTICLE_FINAL[run]["w"]
+    def tail_fraction(self, run: str, art: float | None = None) -> float:
+        """Fraction of epoch-end w at least as far from the median, on the article's side, as the article's w.
+
+        `art` replaces the printed w, e.g. by an end of its rounding interval (the article printed 4 decimals).
+        """
+        w = self.epochs[self.epochs.run == run].w
+        art = ARTICLE_FINAL[run]["w"] if art is None else art
         return float((w >= art).mean() if art >= w.median() else (w <= art).mean())
 
     def summary(self) -> dict:

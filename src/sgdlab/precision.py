@@ -6,13 +6,14 @@ last logged epoch, in float32 as logged and, with the same batch orders, in floa
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import torch
 
 from . import data, experiments
-from .article_log import PRINT_ZERO, article_log, decode_order, train_toy
+from .article_log import PRINT_ZERO, article_log, decode_order, printed, train_toy
 from .cache import cached
 
 FLOAT32 = torch.finfo(torch.float32)
@@ -36,6 +37,9 @@ class PrecisionResult:
     loss_at_print_zero: float
     first_exact_zero: int | None  # first step where float32 w == 1 exactly, so the loss is exactly 0
     article_loss_at_print_zero: float  # the article's own step 29, replayed through its decoded order
+    # The same step under every order of its partly logged last epoch that prints the log: one value per
+    # example that can come first (the log of one step does not say which one did).
+    article_losses_at_print_zero: tuple[float, ...] = ()
 
     @property
     def smallest_nonzero_loss(self) -> float:
@@ -45,7 +49,8 @@ class PrecisionResult:
     def summary(self) -> dict:
         return {"experiment": "floor-precision", **asdict(self.config), "first_print_zero": self.first_print_zero,
                 "loss_at_print_zero": self.loss_at_print_zero, "first_exact_zero": self.first_exact_zero,
-                "article_loss_at_print_zero": self.article_loss_at_print_zero, "print_zero": PRINT_ZERO,
+                "article_loss_at_print_zero": self.article_loss_at_print_zero,
+                "article_losses_at_print_zero": list(self.article_losses_at_print_zero), "print_zero": PRINT_ZERO,
                 "float32_eps": FLOAT32.eps, "float32_smallest_normal": FLOAT32.tiny,
                 "smallest_nonzero_loss": self.smallest_nonzero_loss}
 
@@ -53,7 +58,8 @@ class PrecisionResult:
         """The thresholds, from the printed log down to float32's limits."""
         rows = {
             '`f"{loss:f}"` prints 0.000000 below': f"{PRINT_ZERO:.0e}",
-            "the article's loss at its first 0.000000": f"{self.article_loss_at_print_zero:.3e}",
+            "the article's loss at its first 0.000000": " or ".join(
+                f"{v:.3e}" for v in self.article_losses_at_print_zero),
             f"seed {self.config.seed}'s loss at its first 0.000000": f"{self.loss_at_print_zero:.3e}",
             "float32 eps (1 + eps: next float32 above 1)": f"{FLOAT32.eps:.3e}",
             "smallest non-zero loss next to w = 1: 3.5·eps²": f"{self.smallest_nonzero_loss:.3e}",
@@ -76,6 +82,25 @@ def precision(config: PrecisionConfig = PrecisionConfig()) -> PrecisionResult:
     zero = steps.index[(steps.loss32 < PRINT_ZERO) & (steps.step > 0)]
     exact = steps.index[(steps.w32 == 1.0) & (steps.step > 0)]
     log = article_log("toy-clean")
-    _, article = train_toy(toy, decode_order("toy-clean", log).orders)
+    orders = decode_order("toy-clean", log).orders
+    _, article = train_toy(toy, orders)
     return PrecisionResult(config, steps, int(zero[0]), float(steps.loss32[zero[0]]),
-                           int(exact[0]) if len(exact) else None, float(article[len(log), 0]))
+                           int(exact[0]) if len(exact) else None, float(article[len(log), 0]),
+                           losses_of_consistent_orders(toy, orders, log))
+
+
+def losses_of_consistent_orders(toy: experiments.ToyConfig, orders: torch.Tensor, log: tuple[str, ...]):
+    """The loss after the log's last step under every order of its last epoch that prints that epoch's log.
+
+    `orders` (E, n) are the decoded orders; only the last epoch's is re-chosen, among all n! orders.
+    Returns the distinct losses, sorted (float32 values, as the run logs them).
+    """
+    n = orders.shape[1]
+    last = (len(log) - 1) // n  # the epoch of the log's last step
+    perms = torch.tensor(list(itertools.permutations(range(n))))
+    candidates = orders[: last + 1].unsqueeze(1).repeat(1, len(perms), 1)  # (E, n!, n)
+    candidates[last] = perms
+    _, losses = train_toy(toy, candidates)
+    logged = list(log[last * n :])
+    fits = [k for k in range(len(perms)) if printed(losses[last * n + 1 : len(log) + 1, k]) == logged]
+    return tuple(sorted({float(losses[len(log), k]) for k in fits}))

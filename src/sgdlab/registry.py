@@ -92,7 +92,7 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
      bias_run.bias_hypotheses, bias_run.BiasConfig, sampling_plots.bias_run),
     ("floor-sampling", "reshuffled vs independent batches over η: epoch-end offset and spread, measured and exact",
      sampling.sampling_comparison, sampling.SamplingConfig, sampling_plots.samplings),
-    ("floor-sgd-floor", "SGD's stationary excess loss on D2L's data, both samplings, against (η/4)·tr Σ_B",
+    ("floor-sgd-floor", "SGD's stationary excess loss on D2L's data, both samplings, against (η/4B)·tr Σ₁",
      sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
     ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
      remedies.remedies, remedies.RemediesConfig, sampling_plots.remedies),

@@ -1,7 +1,7 @@
 """What ends SGD's cycle: the remedies side by side on w·x with the label 3.1 (float64, the article's η).
 
 Section "SGD's own floor, and its remedies" of report/02-loss-floor.qmd. Every method sees the same
-order streams; each is judged by |w − w*| after each epoch (median and 10–90 % band over seeds):
+order streams; each is judged by |w − w*| after each epoch (root mean square and 10–90 % band over seeds):
 constant step under both samplings, Polyak–Ruppert averaging, a Robbins–Monro decaying step, larger
 batches (2 and all 4 examples, one step of η on the batch's mean loss), and SVRG.
 """
@@ -40,7 +40,7 @@ class RemediesConfig:
 
 @dataclass(frozen=True)
 class RemediesResult:
-    """|w − w*| after each epoch: median and 10–90 % band over order seeds, per method."""
+    """|w − w*| after each epoch: root mean square and 10–90 % band over order seeds, per method."""
 
     config: RemediesConfig
     frame: pd.DataFrame  # method, epoch, rms, lo, hi (10–90 % of |w − w*|), exact (where a closed form applies)

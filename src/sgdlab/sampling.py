@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, engine
+from . import data, engine, stats
 from .article_log import checked
 from .cache import cached
 from .loss_floor import exact_least_squares
@@ -121,6 +121,11 @@ class SamplingResult:
     def at(self, sampling: str, eta: float) -> pd.Series:
         f = self.frame
         return f[(f.sampling == sampling) & np.isclose(f.effective_lr, eta)].iloc[0]
+
+    def offset_p(self, sampling: str, eta: float) -> float:
+        """Two-sided t-test of the measured mean offset against the exact one, over the independent runs."""
+        row = self.at(sampling, eta)
+        return stats.t_two_sided((row.offset - row.offset_exact) / row.offset_se, self.config.runs - 1)
 
     def summary(self) -> dict:
         rows = {s: g.drop(columns="sampling").to_dict("list") for s, g in self.frame.groupby("sampling")}

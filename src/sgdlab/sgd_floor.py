@@ -4,7 +4,7 @@ Section "SGD's own floor" of report/02-loss-floor.qmd. With independent mini-bat
 (drawn with replacement) and a step η on D2L's mean ½-loss, the deviation δ = θ − θ* obeys
 δ ← (I − ηH_B)δ − ηξ_B; its stationary second moment C solves a p²-dimensional linear equation
 (`independent_excess`, exact for that recursion), whose leading order is the Lyapunov equation
-HC + CH = ηΣ_B, giving the excess ½ tr(HC) = (η/4) tr Σ_B. Reshuffling is measured beside it.
+HC + CH = ηΣ₁/B, giving the excess ½ tr(HC) = (η/4B) tr Σ₁. Reshuffling is measured beside it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ class SgdFloorResult:
     """Per (sampling, η): the mean excess loss over the floor, measured at epoch ends and over all steps."""
 
     config: SgdFloorConfig
-    frame: pd.DataFrame  # sampling, lr, epoch_end, all_steps (relative to the floor), exact, leading
+    # sampling, lr, epoch_end, all_steps (relative to the floor), all_steps_se (its standard error over the
+    # independent runs: steps within a run are correlated, runs are not), exact, leading
+    frame: pd.DataFrame
     floor: float
     baseline_gd_gap: float  # excess over the floor, relative, of full-batch GD with the baseline's steps
     baseline_noise: float  # predicted relative excess of independent sampling at the baseline's η and B
@@ -103,7 +105,7 @@ class SgdFloorResult:
         ind, rr = self.frame[self.frame.sampling == "with replacement"], self.frame[self.frame.sampling == "reshuffled"]
         pct = "{:.3g} %".format
         return pd.DataFrame({
-            "(η/4)·tr Σ_B": ind.leading.map(lambda v: pct(100 * v)).to_numpy(),
+            "(η/4B)·tr Σ₁": ind.leading.map(lambda v: pct(100 * v)).to_numpy(),
             "exact, indep.": ind.exact.map(lambda v: pct(100 * v)).to_numpy(),
             "measured, indep.": ind.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
             "reshuffled, epoch ends": rr.epoch_end.map(lambda v: pct(100 * v)).to_numpy(),
@@ -131,7 +133,8 @@ def sgd_floor(config: SgdFloorConfig = SgdFloorConfig()) -> SgdFloorResult:
         for j, eta in enumerate(config.lrs):
             exact, leading = independent_excess(X, y, eta, B)
             rows.append({"sampling": s, "lr": eta, "epoch_end": float(excess[0][:, j].mean()),
-                         "all_steps": float(excess[1][:, j].mean()), "exact": exact / fit.loss_floor,
+                         "all_steps": float(excess[1][:, j].mean()),
+                         "all_steps_se": float(excess[1][:, j].mean(0).std() / S**0.5), "exact": exact / fit.loss_floor,
                          "leading": leading / fit.loss_floor})
     split = baseline_split(experiments.RunConfig(config.seed))
     return SgdFloorResult(config, pd.DataFrame(rows), fit.loss_floor, *split)

@@ -52,3 +52,9 @@ def loss_over_floor(result: BaselineResult, epoch: int, implementation: str = "s
     h = result.history
     loss = h[(h.implementation == implementation) & (h.epoch == epoch)].loss
     return float(loss.iloc[0]) / result.loss_floor
+
+
+def implementation_gap(result: BaselineResult, first: str = "scratch", second: str = "concise") -> float:
+    """Largest |difference| of any parameter between two implementations over all epoch ends (float32 rounding)."""
+    h = result.history.set_index(["implementation", "epoch"])[["w1", "w2", "b"]]
+    return float((h.loc[first] - h.loc[second]).abs().to_numpy().max())
