@@ -7,6 +7,7 @@ chapters call the same functions directly.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,12 +32,6 @@ from . import (
 )
 from . import experiments as ex
 from .experiments import ConfigError, check_setting
-from .plots import baseline as baseline_plots
-from .plots import beyond as beyond_plots
-from .plots import explore as explore_plots
-from .plots import loss_floor as loss_floor_plots
-from .plots import sampling as sampling_plots
-from .plots import steepest as steepest_plots
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,18 @@ class Experiment:
     memory: Callable | None = field(default=None, repr=False)
 
 
+def _figure(path: str) -> Callable:
+    """The plot function `module.function` of sgdlab.plots, imported only when a figure is drawn:
+    matplotlib takes longer to import than a toy run takes to train."""
+    module, name = path.rsplit(".", 1)
+
+    def draw(result):
+        return getattr(importlib.import_module(f"{__package__}.plots.{module}"), name)(result)
+
+    draw.__qualname__ = path
+    return draw
+
+
 def _toy(name: str) -> Callable:
     return lambda config: ex.toy(name, config)
 
@@ -68,10 +75,10 @@ _TOY_DESCRIPTIONS = {
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment(
         "baseline", "the article's section 五: D2L linear regression, scratch vs concise vs closed form",
-        ex.RunConfig(), ex.baseline, baseline_plots.baseline_loss,
+        ex.RunConfig(), ex.baseline, _figure("baseline.baseline_loss"),
     ),
     **{
-        name: Experiment(name, description, ex.TOY_RUNS[name], _toy(name), baseline_plots.toy_loss)
+        name: Experiment(name, description, ex.TOY_RUNS[name], _toy(name), _figure("baseline.toy_loss"))
         for name, description in _TOY_DESCRIPTIONS.items()
     },
     "baseline-orders": Experiment(
@@ -85,58 +92,58 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
     ("floor-replay", "the article's per-step log decoded into its batch order and replayed, digit for digit",
      article_log.article_replay, article_log.ReplayConfig, None),
     ("floor-four-runs", "the four toy runs with their least-squares floors: final loss = floor + quadratic gap",
-     loss_floor.four_runs, loss_floor.FourRunsConfig, loss_floor_plots.four_runs),
+     loss_floor.four_runs, loss_floor.FourRunsConfig, _figure("loss_floor.four_runs")),
     ("floor-cycle", "constant-step SGD circles w* on the label-3.1 data; the article's w lies inside the band",
-     cycle.article_cycle, cycle.CycleConfig, loss_floor_plots.article_cycle),
+     cycle.article_cycle, cycle.CycleConfig, _figure("loss_floor.article_cycle")),
     ("floor-bias-run", "the article's bias run: b trained vs b never updated; and centring x (κ 14.1 -> 1.25)",
-     bias_run.bias_hypotheses, bias_run.BiasConfig, sampling_plots.bias_run),
+     bias_run.bias_hypotheses, bias_run.BiasConfig, _figure("sampling.bias_run")),
     ("floor-sampling", "reshuffled vs independent batches over η: epoch-end offset and spread, measured and exact",
-     sampling.sampling_comparison, sampling.SamplingConfig, sampling_plots.samplings),
+     sampling.sampling_comparison, sampling.SamplingConfig, _figure("sampling.samplings")),
     ("floor-sgd-floor", "SGD's stationary excess loss on D2L's data, both samplings, against (η/4B)·tr Σ₁",
      sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
     ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
-     remedies.remedies, remedies.RemediesConfig, sampling_plots.remedies),
+     remedies.remedies, remedies.RemediesConfig, _figure("sampling.remedies")),
     ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
-     capacity.noise_floor_sweep, capacity.NoiseFloorConfig, loss_floor_plots.noise_floor),
+     capacity.noise_floor_sweep, capacity.NoiseFloorConfig, _figure("loss_floor.noise_floor")),
     ("floor-capacity", "polynomial features of growing degree: training loss to zero, test loss above the floor",
-     capacity.capacity_sweep, capacity.CapacityConfig, loss_floor_plots.capacity),
+     capacity.capacity_sweep, capacity.CapacityConfig, _figure("loss_floor.capacity")),
     ("floor-double-descent", "minimum-norm least squares past p = n: the test loss peaks at p = n and descends again",
-     capacity.double_descent, capacity.DoubleDescentConfig, sampling_plots.double_descent),
+     capacity.double_descent, capacity.DoubleDescentConfig, _figure("sampling.double_descent")),
     ("floor-precision", "what a printed 0.000000 means in float32",
-     precision.precision, precision.PrecisionConfig, loss_floor_plots.precision),
+     precision.precision, precision.PrecisionConfig, _figure("loss_floor.precision")),
 ]
 
 _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-directional", "directional derivative around θ0 over all angles: a cosine, least at −∇f",
-     taylor.directional, taylor.DirectionalConfig, steepest_plots.directional),
+     taylor.directional, taylor.DirectionalConfig, _figure("steepest.directional")),
     ("steepest-remainder", "Taylor remainder |f(x+εd) − f(x) − ε∇fᵀd| against ε: slope 2 (exact: a code check)",
-     taylor.remainder, taylor.RemainderConfig, steepest_plots.remainder),
+     taylor.remainder, taylor.RemainderConfig, _figure("steepest.remainder")),
     ("steepest-curvature", "L = λ_max(H) of the article's losses and where its learning rates sit against 2/L",
      steepest.curvature, steepest.CurvatureConfig, None),
     ("steepest-descent-lemma",
      "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
-     steepest.descent_lemma, steepest.DescentLemmaConfig, steepest_plots.descent_lemma),
+     steepest.descent_lemma, steepest.DescentLemmaConfig, _figure("steepest.descent_lemma")),
     ("steepest-rate", "linear convergence of gradient descent at η = 1/L and 2/(μ+L): predicted vs measured",
-     steepest.rate, steepest.RateConfig, steepest_plots.rate),
+     steepest.rate, steepest.RateConfig, _figure("steepest.rate")),
     ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
-     norms.level_sets, norms.LevelSetConfig, steepest_plots.level_sets),
+     norms.level_sets, norms.LevelSetConfig, _figure("steepest.level_sets")),
     ("steepest-norms", "steepest directions in the ℓ2, ℓ1, ℓ∞ and H norms; Newton's one step to the optimum",
-     norms.norms, norms.NormsConfig, steepest_plots.norms),
+     norms.norms, norms.NormsConfig, _figure("steepest.norms")),
     ("steepest-sgd-noise", "mini-batch gradient variance against batch size, and the expected one-step decrease",
-     norms.sgd_noise, norms.SgdNoiseConfig, steepest_plots.sgd_noise),
+     norms.sgd_noise, norms.SgdNoiseConfig, _figure("steepest.sgd_noise")),
     ("steepest-piecewise", "the piecewise model's loss jumps at w = 1, 1.5, 3: limits, values, autograd's slope",
-     piecewise.piecewise, piecewise.PiecewiseConfig, beyond_plots.piecewise),
+     piecewise.piecewise, piecewise.PiecewiseConfig, _figure("beyond.piecewise")),
     ("steepest-sampling", "reshuffled vs with-replacement batches: noise correlation and the expected-descent bound",
      expected_descent.sampling, expected_descent.SamplingConfig, None),
     ("steepest-momentum", "GD, diagonal preconditioning, heavy ball and sign descent on the toy w·x + b; κ vs centring",
-     updates.momentum, updates.MomentumConfig, beyond_plots.momentum),
+     updates.momentum, updates.MomentumConfig, _figure("beyond.momentum")),
 ]
 
 _EXPLORE = [  # the grids behind the explorable figures (HTML); their figures are the PDF's small multiples
     ("explore-floor", "chapter 2's explorable grid: η × labels × model × sampling × schedule on the toy",
-     explore.floor_grid, explore.FloorGridConfig, explore_plots.floor_grid),
+     explore.floor_grid, explore.FloorGridConfig, _figure("explore.floor_grid")),
     ("explore-steps", "chapter 3's explorable grid: gradient descent across 2/L, steepest steps in four norms",
-     explore.steps_grid, explore.StepsGridConfig, explore_plots.steps_grid),
+     explore.steps_grid, explore.StepsGridConfig, _figure("explore.steps_grid")),
 ]
 
 EXPERIMENTS.update({
