@@ -397,3 +397,23 @@ def test_pre_render_script_runs_first_and_its_failure_stops_the_render(tmp_path)
     with pytest.raises(RenderError, match=r"pre-render script 'prep.py' failed \(exit 1\):\nno font here"):
         render(root, engine="builtin", to="html")
     assert (root / "ran").exists() and not (root / "_book").exists()
+
+
+def test_a_complete_builtin_render_replaces_the_whole_book_dir(tmp_path):
+    """Every format rendered: no page of an earlier render (Quarto's report/, site_libs/) is left beside
+    the new book; one format only: the other format's file stays."""
+    from sgdlab.render.builtin import _publish
+
+    dest = tmp_path / "_book"
+    (dest / "report").mkdir(parents=True)
+    (dest / "report" / "02-old.html").write_text("stale")
+    (dest / "Book.pdf").write_text("old pdf")
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "index.html").write_text("new html")
+    assert _publish([build / "index.html"], dest) == [dest / "index.html"]
+    assert (dest / "Book.pdf").read_text() == "old pdf" and (dest / "report" / "02-old.html").exists()
+    (build / "Book.pdf").write_text("new pdf")
+    _publish([build / "index.html", build / "Book.pdf"], dest, complete=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["Book.pdf", "index.html"]
+    assert (dest / "Book.pdf").read_text() == "new pdf"

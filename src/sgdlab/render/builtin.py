@@ -17,11 +17,23 @@ from .crossref import number_book, parse_chapters, ref_problems
 from .execute import ChapterRun, run_chapter
 from .markdown import Ctx, chapter_markdown
 from .output import write_html, write_pdf
+from .quarto import _swap_in
 from .subset import doc_problems
 
 
-def _publish(files: list[Path], dest: Path) -> list[Path]:
-    """Move finished outputs into dest, each replacing its old version atomically."""
+def _publish(files: list[Path], dest: Path, complete: bool = False) -> list[Path]:
+    """Move finished outputs into dest, each replacing its old version atomically.
+
+    A complete book (every format) replaces dest as a whole, so that no page of an earlier render
+    (say Quarto's report/*.html and site_libs/) is left beside it; a partial one keeps the rest.
+    """
+    if complete:
+        staged = files[0].parent / "_publish"
+        staged.mkdir()
+        for f in files:
+            shutil.copyfile(f, staged / f.name)
+        _swap_in(staged, dest)
+        return [dest / f.name for f in files]
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for f in files:
@@ -73,7 +85,8 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[
         runs.append(run_chapter(doc, ch.rel, cwd, book.execute))
 
     with tempfile.TemporaryDirectory(prefix="sgdlab-render-") as tmp:
-        return _publish(write_outputs(book, chapters, numbering, runs, to, Path(tmp)), book.output_dir)
+        return _publish(write_outputs(book, chapters, numbering, runs, to, Path(tmp)), book.output_dir,
+                        complete=to == "all")
 
 
 def write_outputs(book: Book, chapters: list, numbering, runs: list[ChapterRun], to: str,
