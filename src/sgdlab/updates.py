@@ -57,11 +57,6 @@ def heavy_ball_matrix(H: torch.Tensor, alpha: float, beta: float) -> torch.Tenso
                       torch.cat([eye, torch.zeros_like(eye)], 1)])
 
 
-def spectral_radius(M: torch.Tensor) -> float:
-    """max |eigenvalue| of a square matrix: the asymptotic per-step rate of a linear iteration."""
-    return float(torch.linalg.eigvals(M).abs().max())
-
-
 def kappa(H: torch.Tensor) -> float:
     """L/μ of a symmetric positive definite matrix."""
     L, mu = curvature_bounds(H)
