@@ -96,8 +96,9 @@ def disabled() -> Iterator[None]:
 # --------------------------------------------------------------------------- entries
 
 
-def _key(name: str, arguments: dict) -> dict | None:
-    """Everything a result depends on, as JSON-ready data; None if an argument cannot be written down."""
+def key_for(name: str, arguments: dict) -> dict | None:
+    """Everything an entry depends on (its name, arguments, the source digest, versions) as JSON-ready
+    data; None if an argument cannot be written down (then there is nothing to cache against)."""
     try:
         tree, arrays = serial.encode(arguments)
     except TypeError:
@@ -153,6 +154,24 @@ def _log(event: str, name: str, seconds: float) -> None:
             log.write(f"{time.time():.3f} {event} {name} {seconds:.3f}\n")
 
 
+def fetch(name: str, key: dict, compute: Callable[[], object]):
+    """The entry for key if it can be read, else compute(), stored; every hit and miss is logged."""
+    entry = _entry_dir(name, key)
+    start = time.perf_counter()
+    if entry.is_dir():
+        try:
+            result = _load(entry, key)
+        except Exception:  # whatever is wrong with the entry: recompute it
+            pass
+        else:
+            _log("hit", name, time.perf_counter() - start)
+            return result
+    result = compute()
+    _store(entry, key, result)
+    _log("miss", name, time.perf_counter() - start)
+    return result
+
+
 def cached(function: Callable) -> Callable:
     """Decorate an experiment (arguments -> result): same signature, bit-identical result, stored on disk."""
     name = f"{function.__module__}.{function.__qualname__}"
@@ -164,23 +183,10 @@ def cached(function: Callable) -> Callable:
             return function(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = _key(name, dict(bound.arguments))
+        key = key_for(name, dict(bound.arguments))
         if key is None:
             return function(*args, **kwargs)
-        entry = _entry_dir(name, key)
-        start = time.perf_counter()
-        if entry.is_dir():
-            try:
-                result = _load(entry, key)
-            except Exception:  # whatever is wrong with the entry: recompute it
-                pass
-            else:
-                _log("hit", name, time.perf_counter() - start)
-                return result
-        result = function(*args, **kwargs)
-        _store(entry, key, result)
-        _log("miss", name, time.perf_counter() - start)
-        return result
+        return fetch(name, key, lambda: function(*args, **kwargs))
 
     wrapper.uncached = function
     return wrapper

@@ -34,6 +34,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from .display import report_figure
+
 ASSET_IDS = ("sgdlab-explore-css", "sgdlab-explore-js")
 
 
@@ -125,6 +127,7 @@ def floor_curves(result) -> dict:
             "gap": rounded(result.loss - f.floor.to_numpy()[:, None], 3)}
 
 
+@report_figure
 def floor_figure(result, ident: str = "lf-explore") -> Explorable:
     """Chapter 2's explorable figure from `explore.floor_grid`; starts at the article's run (3.1, w·x, η = 0.03)."""
     from . import explore
@@ -152,6 +155,7 @@ def floor_figure(result, ident: str = "lf-explore") -> Explorable:
                       png_bytes(plots.floor_grid(result)), alt)
 
 
+@report_figure
 def steps_figure(result, ident: str = "steepest-explore") -> Explorable:
     """Chapter 3's explorable figure from `explore.steps_grid`; starts at the article's η·L on the baseline."""
     from . import explore

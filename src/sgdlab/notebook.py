@@ -5,6 +5,8 @@ Markdown pipe table (`text/markdown`) and never as `text/html`: a `text/html` ou
 Quarto 1.7 put require.js and jQuery from a CDN into the page, and Quarto turns an HTML table
 into a LaTeX table whose columns never wrap. A pipe table whose lines are longer than Pandoc's
 `columns` (72) gets relative column widths instead, so its cells wrap to the text width.
+It also turns on `display.report_figure`: each figure is drawn once per result and display
+settings, then comes from the results cache in both of Quarto's executions.
 
 `inline_markdown(value)` is Quarto's rule for an inline `{python}` value; the built-in engine
 applies it in the kernel, so a numpy scalar shows as `np.int64(19)` there too.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+
+from . import display
 
 # A cell that reads as a number (right-aligned); "—", "-" and "" are the tables' "no value".
 NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|")
@@ -96,12 +100,13 @@ def inline_markdown(value: object) -> str:
 
 
 def setup() -> None:
-    """Show DataFrames as Markdown pipe tables only (no text/html) in this IPython kernel."""
+    """In this IPython kernel: DataFrames as Markdown pipe tables only (no text/html); figures from the cache."""
     from IPython import get_ipython
 
     shell = get_ipython()
     if shell is None:
         return
+    display.activate()  # figures drawn once per result and display settings (display.py)
     formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(pd.DataFrame, lambda df: None)
     formatters["text/markdown"].for_type(pd.DataFrame, markdown_table)

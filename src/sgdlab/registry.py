@@ -55,7 +55,8 @@ def _figure(path: str) -> Callable:
     module, name = path.rsplit(".", 1)
 
     def draw(result):
-        return getattr(importlib.import_module(f"{__package__}.plots.{module}"), name)(result)
+        plot = getattr(importlib.import_module(f"{__package__}.plots.{module}"), name)
+        return plot.draw(result)  # a Figure even in a report kernel (display.report_figure)
 
     draw.__qualname__ = path
     return draw

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from ..display import report_figure
 from ..experiments import BaselineResult, ToyResult
 from .style import PALETTE, figure
 
 
+@report_figure
 def baseline_data(result: BaselineResult) -> Figure:
     """The article's scatter: the second feature against the label, as in its section 二."""
     fig, ax = figure(width=5.0, height=3.4)
@@ -18,6 +20,7 @@ def baseline_data(result: BaselineResult) -> Figure:
     return fig
 
 
+@report_figure
 def baseline_loss(result: BaselineResult) -> Figure:
     """Training loss per epoch for scratch and concise, with the closed-form floor."""
     fig, ax = figure()
@@ -31,6 +34,7 @@ def baseline_loss(result: BaselineResult) -> Figure:
     return fig
 
 
+@report_figure
 def toy_loss(result: ToyResult) -> Figure:
     """Per-step training loss of one toy run on a log scale, with its least-squares floor."""
     fig, ax = figure()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..display import report_figure
 from ..piecewise import PiecewiseResult
 from ..updates import MomentumResult
 from .style import PALETTE, figure
 
 
+@report_figure
 def piecewise(result: PiecewiseResult) -> Figure:
     """The piecewise toy's loss against w, its jumps (open: limit from the left; filled: value), and a zoom at w = 1."""
     fig, axes = figure(ncols=2, width=7.8, height=3.3)
@@ -37,6 +39,7 @@ def piecewise(result: PiecewiseResult) -> Figure:
     return fig
 
 
+@report_figure
 def momentum(result: MomentumResult) -> Figure:
     """Relative distance to θ* per step for GD, preconditioned GD, heavy ball and sign descent, with the theory."""
     fig, ax = figure(width=6.6, height=3.9)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..display import report_figure
 from ..explore import LABELS, MODELS, NORMS, PROBLEMS, FloorGridResult, StepsGridResult
 from .style import PALETTE, figure
 
 SHOWN_RATIOS = (1.0, 1.95, 2.2)  # η·L drawn beside the article's: just below and above the 2/L edge
 
 
+@report_figure
 def floor_grid(result: FloorGridResult) -> Figure:
     """Per labels × model: final loss above the floor against η, per schedule and sampling; × where a run diverged."""
     fig, axes = figure(2, 2, width=6.4, height=4.6, sharex=True)
@@ -38,6 +40,7 @@ def floor_grid(result: FloorGridResult) -> Figure:
     return fig
 
 
+@report_figure
 def steps_grid(result: StepsGridResult) -> Figure:
     """Per problem: GD paths at the article's η·L and across 2/L on the level sets; the four norms' steepest steps."""
     ratios = list(result.runs.ratio.unique())

@@ -9,6 +9,7 @@ from ..article_log import ARTICLE_FINAL, PRINT_ZERO
 from ..capacity import CapacityResult, NoiseFloorResult
 from ..cycle import CycleResult
 from ..data import NOISE_STD
+from ..display import report_figure
 from ..experiments import ARTICLE_BASELINE
 from ..loss_floor import FourRunsResult
 from ..precision import PrecisionResult
@@ -18,6 +19,7 @@ TITLES = {"toy-clean": "clean labels, w·x", "toy-noisy": "label 3.1, w·x", "to
           "toy-piecewise": "label 3.1, w·x + 0.1·[wx ≥ 3]"}
 
 
+@report_figure
 def four_runs(result: FourRunsResult) -> Figure:
     """Per-step training loss of the article's four runs (log-log), with each model's least-squares floor."""
     fig, axes = figure(2, 2, width=7.2, height=5.2, sharey=True)
@@ -36,6 +38,7 @@ def four_runs(result: FourRunsResult) -> Figure:
     return fig
 
 
+@report_figure
 def article_cycle(result: CycleResult) -> Figure:
     """Top: w step by step over the last epochs, inside the cycle's range. Bottom: epoch-end (w, loss) points."""
     fig, axes = figure(2, 2, width=7.2, height=5.6)
@@ -69,6 +72,7 @@ def article_cycle(result: CycleResult) -> Figure:
     return fig
 
 
+@report_figure
 def noise_floor(result: NoiseFloorResult) -> Figure:
     """Left: minimal training loss vs σ (log-log), predicted and measured. Right: measured / predicted with 95 % CIs."""
     fig, (ax, bx) = figure(2, 1, width=7.2, height=3.6)
@@ -97,6 +101,7 @@ def noise_floor(result: NoiseFloorResult) -> Figure:
     return fig
 
 
+@report_figure
 def capacity(result: CapacityResult, ymin: float = 1e-5, ymax: float = 1e3) -> Figure:
     """Training and test loss against polynomial degree: median and 10–90 % band over data sets."""
     fig, ax = figure(width=6.4, height=4.0)
@@ -121,6 +126,7 @@ def capacity(result: CapacityResult, ymin: float = 1e-5, ymax: float = 1e3) -> F
     return fig
 
 
+@report_figure
 def precision(result: PrecisionResult) -> Figure:
     """The clean run past epoch 8: float32 (as logged) and float64 losses per step, with the thresholds."""
     fig, ax = figure(width=6.4, height=4.0)

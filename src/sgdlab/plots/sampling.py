@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from ..article_log import ARTICLE_FINAL
 from ..bias_run import BiasResult
 from ..capacity import DoubleDescentResult
+from ..display import report_figure
 from ..remedies import AVERAGED, DECAYING, DECAYING_INDEPENDENT, REMEDY_PANEL, SAMPLING_PANEL, RemediesResult
 from ..sampling import SamplingResult, stationary_reshuffled, stationary_with_replacement
 from .style import PALETTE, figure
@@ -17,6 +18,7 @@ from .style import PALETTE, figure
 SLOPED = (DECAYING, DECAYING_INDEPENDENT, AVERAGED)  # the methods whose decay is a power law
 
 
+@report_figure
 def samplings(result: SamplingResult) -> Figure:
     """Left: mean offset of the epoch-end w from w*; right: its spread; both samplings, measured and exact."""
     fig, (ax, bx) = figure(2, 1, width=7.2, height=3.6)
@@ -43,6 +45,7 @@ def samplings(result: SamplingResult) -> Figure:
     return fig
 
 
+@report_figure
 def remedies(result: RemediesResult) -> Figure:
     """|w − w*| per epoch: left, the two samplings with constant and decaying steps; right, the remedies."""
     fig, axes = figure(2, 1, width=7.2, height=3.8)
@@ -67,6 +70,7 @@ def remedies(result: RemediesResult) -> Figure:
     return fig
 
 
+@report_figure
 def bias_run(result: BiasResult) -> Figure:
     """Left: epoch-end w under the two hypotheses with the article's w. Right: excess loss with x and x − x̄."""
     fig, (ax, bx) = figure(2, 1, width=7.2, height=3.4)
@@ -85,6 +89,7 @@ def bias_run(result: BiasResult) -> Figure:
     return fig
 
 
+@report_figure
 def double_descent(result: DoubleDescentResult) -> Figure:
     """Training and expected test loss against the number of features p, past the interpolation threshold p = n."""
     fig, ax = figure(width=6.4, height=4.0)

@@ -7,12 +7,14 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..display import report_figure
 from ..norms import LevelSetResult, NormsResult, SgdNoiseResult
 from ..steepest import DescentLemmaResult, RateResult
 from ..taylor import DirectionalResult, RemainderResult
 from .style import PALETTE, figure
 
 
+@report_figure
 def directional(result: DirectionalResult) -> Figure:
     """D_d f(θ0) against the angle of d: measured (dots) and ∇fᵀd (line), minimum marked."""
     fig, axes = figure(ncols=2, width=7.6, height=3.2, sharey=True)
@@ -40,6 +42,7 @@ def directional(result: DirectionalResult) -> Figure:
     return fig
 
 
+@report_figure
 def remainder(result: RemainderResult) -> Figure:
     """The first-order Taylor remainder against ε on log–log axes, with ε²/2·dᵀHd and the fitted slopes."""
     fig, ax = figure(width=6.0, height=3.8)
@@ -61,6 +64,7 @@ def remainder(result: RemainderResult) -> Figure:
     return fig
 
 
+@report_figure
 def level_sets(result: LevelSetResult) -> Figure:
     """Level sets through the GD iterates, the path, and −∇f drawn at the first iterates."""
     fig, axes = figure(ncols=2, width=7.6, height=3.9)
@@ -89,6 +93,7 @@ def level_sets(result: LevelSetResult) -> Figure:
     return fig
 
 
+@report_figure
 def descent_lemma(result: DescentLemmaResult) -> Figure:
     """Left: one step against its guarantee. Right: GD steps to converge, or divergence, across η·L = 2."""
     fig, (left, right) = figure(ncols=2, width=7.8, height=3.5)
@@ -125,6 +130,7 @@ def descent_lemma(result: DescentLemmaResult) -> Figure:
     return fig
 
 
+@report_figure
 def rate(result: RateResult) -> Figure:
     """Excess loss per GD step (markers) against the guarantee ρ^(2k)·(f0 − f*) (dashed)."""
     fig, ax = figure(width=6.0, height=3.5)
@@ -157,6 +163,7 @@ def _unit_ball(norm: str, H: np.ndarray, radius: float) -> np.ndarray:
     return radius * circle / np.sqrt(np.einsum("mi,ij,mj->m", circle, scaled, circle))[:, None]
 
 
+@report_figure
 def norms(result: NormsResult) -> Figure:
     """Left: the toy's steepest unit steps in three norms at θ0. Right: ‖θ_k − θ*‖ for GD and Newton."""
     fig, (left, right) = figure(ncols=2, width=8.0, height=4.6)
@@ -209,6 +216,7 @@ def _norm_of(norm: str, d: np.ndarray, H: np.ndarray) -> float:
     return float(math.sqrt(d @ (H / math.sqrt(np.linalg.det(H))) @ d))
 
 
+@report_figure
 def sgd_noise(result: SgdNoiseResult) -> Figure:
     """tr Cov of the mini-batch gradient against B at θ0 and θ*: measured, without-replacement law, 1/B."""
     fig, ax = figure(width=6.0, height=3.6)
