@@ -105,6 +105,13 @@ def prepare(root: Path) -> list[str]:
 
 
 def main() -> None:
-    """`_prerender.py`: prepare the project in the working directory (Quarto runs it at the root)."""
-    for line in prepare(Path.cwd()):
+    """`_prerender.py`: prepare the project in the working directory (Quarto runs it at the root):
+    the fonts, and the guard that keeps Quarto's `freeze` from showing stale outputs (freeze.py)."""
+    from .freeze import guard
+
+    root = Path.cwd()
+    for line in prepare(root):
         print(line)
+    note = guard(root)
+    if note:
+        print(note)

@@ -2,7 +2,8 @@
 
 A failed Quarto render rewrites part of `_book/` and leaves `index.tex`/`index.log` at the
 project root; so Quarto renders a copy of the project in a temporary folder (the results cache
-stays the project's: SGDLAB_CACHE_DIR), and its `_book/` replaces ours only when it succeeds.
+stays the project's: SGDLAB_CACHE_DIR), and its `_book/` replaces ours only when it succeeds,
+with its `_freeze/` (the chapters it need not execute next time: freeze.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .assets import cjk_fonts, kpsewhich, tinytex_dir
 from .book import RenderError, load_book
+from .freeze import FREEZE_DIR
 
 # What Quarto's LaTeX for this book needs (its template with KOMA's scrreprt and xelatex,
 # callouts, fonts), with the Debian package that has it. TinyTeX installs them on demand.
@@ -98,6 +100,8 @@ def render_quarto(root: Path, quarto: str, to: str, progress: bool) -> list[Path
         if not built.is_dir():
             raise RenderError(f"quarto render wrote no {book.name}/ (is `output-dir` set in _quarto.yml?)")
         _swap_in(built, book)
+        if (copy / FREEZE_DIR).is_dir():
+            _swap_in(copy / FREEZE_DIR, root / FREEZE_DIR)
     found = [book / "index.html"] if to in ("html", "all") else []
     found += sorted(book.glob("*.pdf")) if to in ("pdf", "all") else []
     return [p for p in found if p.is_file()]
