@@ -22,7 +22,8 @@ bench: $(STAMP)  ## time the reference loop against the batched engine, and peak
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-$(STAMP): pyproject.toml
+# The C kernel is compiled at install: an edit of it reinstalls too (else the engine runs its torch loop).
+$(STAMP): pyproject.toml src/sgdlab/_kernels.c src/sgdlab/_kernels_impl.h
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sgdlab needs Python 3.11 or newer; set PYTHON=python3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
