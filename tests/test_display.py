@@ -66,7 +66,7 @@ def test_the_key_holds_the_arguments_and_the_display_settings(shell):
     shell.display_formatter.format(line(values + 1e-12, "a"))  # one value differs in its last bits
     shell.display_formatter.format(line(values, "b"))
     set_matplotlib_formats("retina")  # Quarto's HTML: twice the pixels, and width/height metadata
-    data, metadata = shell.display_formatter.format(line(values, "a"))
+    _, metadata = shell.display_formatter.format(line(values, "a"))
     assert DRAWN == ["a", "a", "b", "a"]
     assert metadata["image/png"]["width"] > 0
 

@@ -276,6 +276,7 @@ printf '%s\\n' "$*" > "$FAKE_LOG/quarto-args.txt"
 printf '%s\\n' "$QUARTO_PYTHON" > "$FAKE_LOG/quarto-python.txt"
 printf '%s\\n' "$PWD" > "$FAKE_LOG/quarto-cwd.txt"
 mkdir -p _book && echo '<html>new</html>' > _book/index.html && echo '%PDF-1.7' > _book/Book.pdf
+mkdir -p _freeze/ch/execute-results && echo '{}' > _freeze/ch/execute-results/html.json
 echo tex > index.tex && echo log > index.log
 [ -z "$FAIL" ] || { echo "ERROR: a chapter failed" >&2; exit 1; }
 """
@@ -311,7 +312,9 @@ def test_quarto_engine_runs_quarto_render_on_a_copy_with_this_python(fake_quarto
     assert paths == [root / "_book" / "Book.pdf"]
     assert (root / "_book" / "index.html").read_text() == "<html>new</html>\n"
     assert not (root / "index.tex").exists() and not (root / "index.log").exists()
-    assert sorted(p.name for p in root.iterdir()) == sorted([*(p.name for p in FIXTURE.iterdir()), "_book"])
+    # and Quarto's frozen outputs come back for the next render (render/freeze.py guards them)
+    assert (root / "_freeze" / "ch" / "execute-results" / "html.json").is_file()
+    assert sorted(p.name for p in root.iterdir()) == sorted([*(p.name for p in FIXTURE.iterdir()), "_book", "_freeze"])
 
 
 def test_quarto_failure_is_reported_and_leaves_the_previous_book(fake_quarto, monkeypatch, tmp_path):
@@ -324,6 +327,7 @@ def test_quarto_failure_is_reported_and_leaves_the_previous_book(fake_quarto, mo
         render(root, engine="quarto")
     assert [p.name for p in (root / "_book").iterdir()] == ["index.html"]
     assert (root / "_book" / "index.html").read_text() == "<html>old</html>"
+    assert not (root / "_freeze").exists()  # outputs of a failed render are not kept
     assert not (root / "index.tex").exists() and not (root / "index.log").exists()
 
 
