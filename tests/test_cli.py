@@ -159,7 +159,8 @@ def test_cache_command_shows_counts_and_clears(tmp_path):
     assert (stats["entries"], stats["misses"], stats["hits"]) == (1, 1, 1)
     assert stats["path"] == str(tmp_path / "c") and stats["bytes"] > 0
     shown = run("cache").stdout
-    assert str(tmp_path / "c") in shown and "entries: 1" in shown and "1 experiments computed" in shown
+    assert str(tmp_path / "c") in shown and "entries: 1" in shown
+    assert "1 experiments computed and 0 figures drawn" in shown
     assert run("cache", "--clear").stdout.startswith("cleared 1 entries")
     assert json.loads(run("cache", "--json").stdout)["entries"] == 0
     run("run", "toy-clean")

@@ -194,7 +194,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from . import cache
+    from . import cache, display
 
     if args.clear or args.action == "clear":
         count = cache.clear()
@@ -206,7 +206,9 @@ def cmd_cache(args) -> int:
         return 0
     state = "off (SGDLAB_NO_CACHE is set)" if not cache.enabled() else "on"
     print(f"location: {stats.path}\nstate: {state}\nentries: {stats.entries} ({stats.bytes / 2**20:.1f} MiB)")
-    print(f"since it was last cleared: {stats.misses} experiments computed, {stats.hits} read back")
+    figures = sum(n for name, n in stats.misses_by_function.items() if name.startswith(display.PREFIX))
+    print(f"since it was last cleared: {stats.misses - figures} experiments computed and {figures} figures drawn"
+          f" (display.py), {stats.hits} read back")
     for name, count in sorted(stats.misses_by_function.items()):
         print(f"  computed {count:>3} × {name}")
     return 0

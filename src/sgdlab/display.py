@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from . import cache
 
+PREFIX = "display."  # cache entries of figures are named display.<module>.<function>
 _active = False  # set by notebook.setup(): this process is a report kernel
 _drawing = contextvars.ContextVar("sgdlab_drawing", default=False)  # inside a figure's drawing
 
@@ -106,7 +107,7 @@ class ReportFigure:
         if shell is None:  # displayed outside IPython: nothing to cache against
             return {"text/plain": repr(self.draw())}
         settings = display_settings(shell)
-        name = f"display.{self.function.__module__}.{self.function.__qualname__}"
+        name = f"{PREFIX}{self.function.__module__}.{self.function.__qualname__}"
         key = None if settings is None else cache.key_for(
             name, {"args": list(self.args), "kwargs": self.kwargs, "display": settings})
         if key is None:
