@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sgdlab.render import qmd
 from sgdlab.render.book import load_book
 from sgdlab.render.builtin import write_outputs
 from sgdlab.render.crossref import number_book, parse_chapters
@@ -89,6 +90,19 @@ def test_baseline_chapter_numbers_are_the_clis(baseline_run):
     assert expected <= inline
 
 
-def test_second_execution_gives_identical_numbers(baseline_run):
-    again = _execute("report/01-baseline.qmd")
-    assert _numbers(again) == _numbers(baseline_run)
+def test_second_execution_gives_identical_numbers_and_a_warm_one_does_not_import_torch(baseline_run, tmp_path,
+                                                                                       monkeypatch):
+    """Executed again with the cache on (cold: computes and stores), then once more (warm: reads it back).
+
+    A final inline probe tells whether the kernel imported torch: every result of a warm chapter
+    comes from the cache, and nothing else in it may need torch (sgdlab/_lazy.py).
+    """
+    rel = "report/01-baseline.qmd"
+    doc = qmd.parse((ROOT / rel).read_text() + "\n\n`{python} str('torch' in __import__('sys').modules)`\n", ROOT / rel)
+    monkeypatch.delenv("SGDLAB_NO_CACHE")  # the kernels inherit this environment
+    monkeypatch.setenv("SGDLAB_CACHE_DIR", str(tmp_path))
+    cold, warm = (run_chapter(doc, rel, ROOT, BOOK.execute) for _ in range(2))
+    assert cold.inline.pop(max(cold.inline)) == ["True"]  # the probe can tell: computing imports torch
+    assert warm.inline.pop(max(warm.inline)) == ["False"]
+    assert _numbers(cold) == _numbers(baseline_run)
+    assert _numbers(warm) == _numbers(baseline_run)

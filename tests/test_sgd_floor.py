@@ -294,5 +294,5 @@ def test_t_two_sided_matches_tabulated_quantiles():
 def test_offset_p_tests_the_measured_offset_against_the_exact_one():
     frame = pd.DataFrame([{"sampling": "with replacement", "effective_lr": 0.03, "offset": -2.131449546e-4,
                            "offset_se": 1e-4, "sd": 1.0, "offset_exact": 0.0, "sd_exact": 1.0, "width": 1.0}])
-    result = sampling.SamplingResult(sampling.SamplingConfig(runs=16), frame, {})
+    result = sampling.SamplingResult(sampling.SamplingConfig(runs=16), frame, {}, sampling.offset_p_values(frame, 16))
     assert result.offset_p("with replacement", 0.03) == pytest.approx(0.05, abs=1e-7)

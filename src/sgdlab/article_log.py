@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, experiments
+from ._lazy import torch
 from .cache import cached
 
 # The article's per-step logs, quoted verbatim (问题1; four prints per epoch, truncated by the author
@@ -61,8 +61,9 @@ def divisors_explaining(factor: float, lr: float, x=data.TOY_X, largest: int = 1
             if abs(abs(shrink_factor(lr / d, v)) - factor) <= tol]
 
 
-def _toy_setup(config: experiments.ToyConfig, dtype=torch.float32):
+def _toy_setup(config: experiments.ToyConfig, dtype: torch.dtype | None = None):
     ds = data.toy_data(config.noisy, dtype=dtype)
+    dtype = ds.X.dtype
     theta0 = torch.tensor([[2.0]] + ([[0.0]] if config.bias else []), dtype=dtype)  # (p, 1): w = 2 (, b = 0)
     return ds, theta0
 
@@ -74,8 +75,8 @@ def checked(traj: engine.Trajectory, name: str, lr: float) -> engine.Trajectory:
     return traj
 
 
-def train_toy(config: experiments.ToyConfig, orders: torch.Tensor, theta0=None, dtype=torch.float32):
-    """The article's toy loop on the engine with explicit batch orders (E, n) or (E, K, n)."""
+def train_toy(config: experiments.ToyConfig, orders: torch.Tensor, theta0=None, dtype: torch.dtype | None = None):
+    """The article's toy loop on the engine with explicit batch orders (E, n) or (E, K, n); float32 by default."""
     ds, start = _toy_setup(config, dtype)
     K = orders.shape[1] if orders.dim() == 3 else 1
     theta0 = start.expand(-1, K) if theta0 is None else theta0
@@ -92,7 +93,9 @@ def train_toy(config: experiments.ToyConfig, orders: torch.Tensor, theta0=None, 
 class DecodedOrder:
     """The batch order that reproduces a printed log: orders (E, n), and how many orders fit each epoch."""
 
-    orders: torch.Tensor  # (E, n) sample indices; in the toy sets index i is x = i
+    # (E, n) int64 sample indices; in the toy sets index i is x = i. numpy, not a tensor: a cached
+    # ReplayResult holds it, and reading a result from the cache must not import torch.
+    orders: np.ndarray
     consistent: tuple[int, ...]  # per epoch, how many of the n! orders reproduce the printed losses
 
 
@@ -118,7 +121,7 @@ def decode_order(name: str, log: tuple[str, ...] | None = None) -> DecodedOrder:
         chosen.append(perms[k])
         consistent.append(len(fits))
         theta = traj.epoch_params[1][:, k : k + 1]
-    return DecodedOrder(torch.stack(chosen), tuple(consistent))
+    return DecodedOrder(torch.stack(chosen).numpy(), tuple(consistent))
 
 
 def clean_epoch_factor(effective_lr: float, x=data.TOY_X) -> float:
@@ -208,7 +211,7 @@ def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
         log = article_log(name)
         toy = experiments.TOY_RUNS[name]
         decoded[name] = decode_order(name, log)
-        _, losses = train_toy(toy, decoded[name].orders)
+        _, losses = train_toy(toy, torch.from_numpy(decoded[name].orders))
         seeded = experiments.toy(name, replace(toy, seed=config.seed, epochs=-(-len(log) // 4)))
         steps = np.arange(1, len(log) + 1)
         logged = np.array([losses[0, 0].item(), *map(float, log)])  # the initial loss is not printed: ours
@@ -216,7 +219,7 @@ def article_replay(config: ReplayConfig = ReplayConfig()) -> ReplayResult:
         seeded_x = data.batch_orders(4, seeded.config.epochs, data.generator(config.seed, "order"))  # toy()'s
         frames.append(pd.DataFrame({
             "run": name, "epoch": epoch, "step": steps,
-            "x": decoded[name].orders.flatten()[: len(log)].numpy(),
+            "x": decoded[name].orders.flatten()[: len(log)],
             # √(L_t / L_{t−1}) from the printed numbers; undefined where either printed 0.000000
             "factor_logged": np.sqrt(np.divide(logged[1:], logged[:-1], out=np.full(len(log), np.nan),
                                                where=(logged[:-1] > 0) & (logged[1:] > 0))),

@@ -18,9 +18,8 @@ import subprocess
 import sys
 import time
 
-import torch
-
 from . import d2l, data, engine, kernels
+from ._lazy import torch
 from .experiments import TOY_RUNS, article_start
 
 BATCH_SIZE = 10

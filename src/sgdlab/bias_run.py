@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, experiments, sampling, theory
+from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
 from .cycle import bias_roots

@@ -12,9 +12,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, stats, theory
+from ._lazy import torch
 from .article_log import checked
 from .cache import cached
 
@@ -44,6 +44,10 @@ class NoiseFloorResult:
     frame: pd.DataFrame  # sigma, predicted, mean, ci_lo/hi, q_lo/hi, band_lo/hi, ratio, ratio_lo/hi
     sgd: pd.DataFrame  # sigma, run, sgd_loss, floor, excess
     article_floor: float  # the closed-form floor of the article's own data set (seed 20, σ = 0.01)
+    # What ks() and pooled_ks() return, computed with the result (torch's gammainc): reading a cached
+    # result must not import torch.
+    ks_tests: pd.DataFrame  # sigma, ks_d, ks_p
+    pooled_ks_test: tuple[float, float]
 
     @property
     def intervals_missing_one(self) -> int:
@@ -58,23 +62,13 @@ class NoiseFloorResult:
         half = 1.96 * r.std(ddof=1) / np.sqrt(len(r))
         return float(r.mean()), float(r.mean() - half), float(r.mean() + half)
 
-    def scaled_floors(self, sigma: float) -> torch.Tensor:
-        """2n·floor/σ² of every data set at noise σ: χ²_{n−p} distributed by @thm-lf-noise-floor."""
-        runs = self.runs[self.runs.sigma == sigma]
-        return torch.tensor(2 * self.config.n * runs.floor.to_numpy() / sigma**2)
-
     def ks(self) -> pd.DataFrame:
         """Kolmogorov–Smirnov test of the single-run floors against the scaled χ²_{n−p}, per σ: D and p-value."""
-        dof = self.config.n - 3
-        rows = [(s, *stats.ks_test(self.scaled_floors(s), lambda v: stats.chi2_cdf(v, dof)))
-                for s in self.config.sigmas]
-        return pd.DataFrame(rows, columns=["sigma", "ks_d", "ks_p"])
+        return self.ks_tests
 
     def pooled_ks(self) -> tuple[float, float]:
         """The same test on all runs of every σ together."""
-        dof = self.config.n - 3
-        pooled = torch.cat([self.scaled_floors(s) for s in self.config.sigmas])
-        return stats.ks_test(pooled, lambda v: stats.chi2_cdf(v, dof))
+        return self.pooled_ks_test
 
     @property
     def chance_of_misses(self) -> float:
@@ -104,6 +98,21 @@ class NoiseFloorResult:
             "KS p": self.ks().ks_p.map("{:.2f}".format).to_numpy(),
             "SGD / min": sgd.map("{:.4f}".format).to_numpy(),
         }, index=pd.Index([f"{s:.3g}" for s in f.sigma], name="σ"))
+
+
+def _scaled_floors(config: NoiseFloorConfig, runs: pd.DataFrame, sigma: float) -> torch.Tensor:
+    """2n·floor/σ² of every data set at noise σ: χ²_{n−p} distributed by @thm-lf-noise-floor."""
+    return torch.tensor(2 * config.n * runs[runs.sigma == sigma].floor.to_numpy() / sigma**2)
+
+
+def _ks_tests(config: NoiseFloorConfig, runs: pd.DataFrame) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """Kolmogorov–Smirnov tests of the floors against the scaled χ²_{n−p}: per σ (D, p), and all σ pooled."""
+    dof = config.n - 3
+    scaled = [_scaled_floors(config, runs, s) for s in config.sigmas]
+    per_sigma = [(s, *stats.ks_test(t, lambda v: stats.chi2_cdf(v, dof))) for s, t in zip(config.sigmas, scaled,
+                                                                                          strict=True)]
+    pooled = stats.ks_test(torch.cat(scaled), lambda v: stats.chi2_cdf(v, dof))
+    return pd.DataFrame(per_sigma, columns=["sigma", "ks_d", "ks_p"]), pooled
 
 
 @cached
@@ -144,7 +153,8 @@ def noise_floor_sweep(config: NoiseFloorConfig = NoiseFloorConfig()) -> NoiseFlo
                         "sgd_loss": sgd_loss.numpy(), "floor": floor[pick].numpy()})
     sgd["excess"] = sgd.sgd_loss - sgd.floor
     ds = data.d2l_data(data.generator(config.seed))  # the article's own data set
-    return NoiseFloorResult(config, runs, frame, sgd, theory.least_squares(ds.X, ds.y, bias=True).loss_floor)
+    return NoiseFloorResult(config, runs, frame, sgd, theory.least_squares(ds.X, ds.y, bias=True).loss_floor,
+                            *_ks_tests(config, runs))
 
 
 # --------------------------------------------------------------------------- capacity

@@ -12,9 +12,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, experiments, theory
+from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
 from .loss_floor import exact_least_squares
@@ -63,7 +63,7 @@ class CycleResult:
     epochs: pd.DataFrame  # run, order_seed, epoch, w, b, loss — epoch ends over the tail
     window: pd.DataFrame  # run, step, w, b — run `seed`, last show_epochs epochs, every step
     step_range: pd.DataFrame  # run, w_min, w_max over every step of the tail, all seeds
-    fits: dict  # run -> theory.LeastSquares (float64)
+    fits: dict  # run -> theory.LeastSquares (float64, numpy arrays: LeastSquares.numpy)
     implied: dict  # run -> the loss the article's w implies (noisy), the b its w and loss imply (bias)
 
     def inside(self, run: str) -> bool:
@@ -140,7 +140,7 @@ def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
                                      "w": shown[:, 0].numpy(), "b": shown[:, -1].numpy() if toy.bias else 0.0}))
         ranges.append({"run": name, "w_min": float(steps[:, 0].min()), "w_max": float(steps[:, 0].max())})
         ds = data.toy_data(True, dtype=torch.float64)
-        fit = fits[name] = theory.least_squares(ds.X, ds.y, bias=toy.bias, loss="plain")
+        fit = fits[name] = theory.least_squares(ds.X, ds.y, bias=toy.bias, loss="plain").numpy()
         f, art = frames[-1], ARTICLE_FINAL[name]
         implied_by[name] = _implied(fit, art["w"], art["loss"], toy.bias, float(f.b.median()))
     return CycleResult(config, pd.concat(frames, ignore_index=True), pd.concat(windows, ignore_index=True),

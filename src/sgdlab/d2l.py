@@ -8,9 +8,7 @@ fidelity and for tests; experiments train through `engine.train`.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
+from ._lazy import torch
 from .engine import GRAD_SCALE, Model
 
 
@@ -87,6 +85,7 @@ def concise(X, y, w0, b0, lr, orders, *, batch_size, model=PLAIN_LINEAR, loss="h
     scratch steps by lr·scale/divisor · Σ x r. The optimiser's lr is set per batch to make the
     two equal: lr · scale · b / (2 · divisor).
     """
+    nn = torch.nn  # D2L's `from torch import nn`, here so that importing this module does not import torch
     net = nn.Linear(X.shape[1], 1, bias=model.bias, dtype=X.dtype)
     with torch.no_grad():
         net.weight.copy_(w0.reshape(1, -1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import torch
+from ._lazy import torch
 
 TRUE_W = (2.0, -3.4)  # D2L 3.2's true_w
 TRUE_B = 4.2
@@ -21,7 +21,7 @@ TOY_Y_NOISY = (0.0, 1.0, 2.0, 3.1)  # the article's "wrong label" on the last po
 class Dataset:
     """Features X (n, d) and labels y (n,), both float32 unless asked otherwise."""
 
-    X: torch.Tensor
+    X: torch.Tensor  # np.ndarray in a result: see numpy()
     y: torch.Tensor
 
     @property
@@ -31,6 +31,10 @@ class Dataset:
     @property
     def d(self) -> int:
         return self.X.shape[1]
+
+    def numpy(self) -> Dataset:
+        """The same numbers as numpy arrays, for results: reading a cached result must not import torch."""
+        return Dataset(self.X.numpy(), self.y.numpy())
 
 
 def synthetic_data(
@@ -52,11 +56,12 @@ def d2l_data(generator: torch.Generator, noise_std: float = NOISE_STD, n: int = 
     return synthetic_data(torch.tensor(TRUE_W), TRUE_B, n, generator, noise_std)
 
 
-def toy_data(noisy: bool, dtype: torch.dtype = torch.float32) -> Dataset:
+def toy_data(noisy: bool, dtype: torch.dtype | None = None) -> Dataset:
     """The article's 问题1 set: x = 0, 1, 2, 3 and y = x (or the last label 3.1).
 
-    float32 for training, as in the article; float64 for closed forms, where 3.1 is nearest.
+    float32 (the default) for training, as in the article; float64 for closed forms, where 3.1 is nearest.
     """
+    dtype = torch.float32 if dtype is None else dtype  # not a default argument: that would import torch
     X = torch.tensor(TOY_X, dtype=dtype).reshape(-1, 1)
     y = torch.tensor(TOY_Y_NOISY if noisy else TOY_Y_CLEAN, dtype=dtype)
     return Dataset(X, y)

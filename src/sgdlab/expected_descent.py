@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, taylor
+from ._lazy import torch
 from .cache import cached
 from .steepest import ARTICLE_BATCH, ARTICLE_LR, TOY
 from .taylor import Quadratic, curvature_bounds

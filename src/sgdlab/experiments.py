@@ -10,9 +10,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-import torch
 
 from . import d2l, data, engine, theory
+from ._lazy import torch
 from .cache import cached
 
 # What the article printed for section 五 (seed 20, lr 0.0003, 300 epochs, batch 10).
@@ -118,7 +118,7 @@ class BaselineResult:
     """Section 五 regenerated: histories per implementation, final parameters, the floor."""
 
     config: RunConfig
-    data: data.Dataset
+    data: data.Dataset  # as numpy arrays (Dataset.numpy)
     history: pd.DataFrame  # implementation, epoch, loss, w1, w2, b
     final: pd.DataFrame  # one row per implementation: final_loss, w1, w2, b, w_error..., b_error
     loss_floor: float  # closed-form training loss (D2L's ½ loss), float64
@@ -192,7 +192,7 @@ def baseline(config: RunConfig = RunConfig()) -> BaselineResult:
     final["w1_error"] = data.TRUE_W[0] - final.w1
     final["w2_error"] = data.TRUE_W[1] - final.w2
     final["b_error"] = data.TRUE_B - final.b
-    return BaselineResult(config, ds, history, final.reset_index(drop=True), fit.loss_floor)
+    return BaselineResult(config, ds.numpy(), history, final.reset_index(drop=True), fit.loss_floor)
 
 
 @dataclass(frozen=True)

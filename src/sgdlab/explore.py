@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, experiments, norms, taylor, theory
+from ._lazy import torch
 from .cache import cached
 from .loss_floor import exact_least_squares
 from .steepest import ARTICLE_LR

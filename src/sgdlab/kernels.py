@@ -8,7 +8,7 @@ within float rounding for larger batches, whose gradient sums BLAS orders its ow
 
 from __future__ import annotations
 
-import torch
+from ._lazy import torch
 
 try:
     from . import _kernels

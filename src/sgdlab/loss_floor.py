@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
 import pandas as pd
-import torch
 
 from . import data, engine, experiments, theory
+from ._lazy import torch
 from .cache import cached
 
 # --------------------------------------------------------------------------- the floor is least squares

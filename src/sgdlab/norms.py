@@ -12,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-import torch
 
 from . import data, taylor, theory
+from ._lazy import torch
 from .cache import cached
 from .steepest import ARTICLE_BATCH, ARTICLE_LR
 from .taylor import Quadratic, curvature_bounds, first_below, fmt, full_batch_gd

@@ -16,9 +16,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import d2l, data
+from ._lazy import torch
 from .cache import cached
 from .taylor import fmt
 

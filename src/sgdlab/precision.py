@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, replace
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
-import torch
 
 from . import data, experiments
+from ._lazy import torch
 from .article_log import PRINT_ZERO, article_log, decode_order, printed, train_toy
 from .cache import cached
 
-FLOAT32 = torch.finfo(torch.float32)
+# float32's limits as Python floats (the same IEEE numbers torch.finfo gives; numpy's, so that importing this
+# module does not import torch).
+FLOAT32 = SimpleNamespace(eps=float(np.finfo(np.float32).eps), tiny=float(np.finfo(np.float32).tiny))
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def precision(config: PrecisionConfig = PrecisionConfig()) -> PrecisionResult:
     zero = steps.index[(steps.loss32 < PRINT_ZERO) & (steps.step > 0)]
     exact = steps.index[(steps.w32 == 1.0) & (steps.step > 0)]
     log = article_log("toy-clean")
-    orders = decode_order("toy-clean", log).orders
+    orders = torch.from_numpy(decode_order("toy-clean", log).orders)
     _, article = train_toy(toy, orders)
     return PrecisionResult(config, steps, int(zero[0]), float(steps.loss32[zero[0]]),
                            int(exact[0]) if len(exact) else None, float(article[len(log), 0]),

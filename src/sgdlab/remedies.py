@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import sampling
+from ._lazy import torch
 from .cache import cached
 from .cycle import cycle_constants
 

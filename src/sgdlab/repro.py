@@ -4,21 +4,58 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
+from dataclasses import asdict, dataclass
 from importlib import metadata
 
 import pandas as pd
-import torch
 
 from . import __version__
+from ._lazy import torch
+from .cache import cached
 from .registry import EXPERIMENTS, run
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What torch's default number of threads depends on: the host's cores and two environment variables."""
+
+    host: str
+    cpus: int | None
+    usable_cpus: int | None  # those this process may run on
+    omp_num_threads: str | None
+    mkl_num_threads: str | None
+
+    @classmethod
+    def here(cls) -> Machine:
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return cls(platform.node(), os.cpu_count(), usable, os.environ.get("OMP_NUM_THREADS"),
+                   os.environ.get("MKL_NUM_THREADS"))
+
+
+@dataclass(frozen=True)
+class Threads:
+    machine: Machine
+    threads: int
+
+    def summary(self) -> dict:
+        return {"experiment": "torch-threads", **asdict(self.machine), "threads": self.threads}
+
+
+@cached
+def torch_threads(machine: Machine) -> Threads:
+    """torch's intra-op threads on this machine. Cached: asking torch means importing it (1.4 s), and the
+    appendix is otherwise read from the cache. (The host is part of the key: torch counts physical cores.)
+    """
+    return Threads(machine, torch.get_num_threads())
 
 
 def environment() -> pd.DataFrame:
     """Versions of what computed the report, and the machine it ran on."""
     rows = {"sgdlab": __version__, "Python": sys.version.split()[0], "platform": platform.platform(),
-            "machine": platform.machine(), "torch threads": str(torch.get_num_threads())}
+            "machine": platform.machine(), "torch threads": str(torch_threads(Machine.here()).threads)}
     for package in ("torch", "numpy", "pandas", "matplotlib", "nbclient", "ipykernel"):
         try:
             rows[package] = metadata.version(package)

@@ -16,9 +16,9 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, stats
+from ._lazy import torch
 from .article_log import checked
 from .cache import cached
 from .loss_floor import exact_least_squares
@@ -117,15 +117,19 @@ class SamplingResult:
     config: SamplingConfig
     frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width
     slopes: dict  # "offset"/"sd"/"width" -> sampling -> fitted log-log slope
+    # per row of frame, the p-value of `offset_p`: computed with the result (torch), as reading it must not need torch
+    offset_ps: tuple[float, ...]
+
+    def _row(self, sampling: str, eta: float) -> int:
+        f = self.frame
+        return int(np.flatnonzero((f.sampling == sampling) & np.isclose(f.effective_lr, eta))[0])
 
     def at(self, sampling: str, eta: float) -> pd.Series:
-        f = self.frame
-        return f[(f.sampling == sampling) & np.isclose(f.effective_lr, eta)].iloc[0]
+        return self.frame.iloc[self._row(sampling, eta)]
 
     def offset_p(self, sampling: str, eta: float) -> float:
         """Two-sided t-test of the measured mean offset against the exact one, over the independent runs."""
-        row = self.at(sampling, eta)
-        return stats.t_two_sided((row.offset - row.offset_exact) / row.offset_se, self.config.runs - 1)
+        return self.offset_ps[self._row(sampling, eta)]
 
     def summary(self) -> dict:
         rows = {s: g.drop(columns="sampling").to_dict("list") for s, g in self.frame.groupby("sampling")}
@@ -182,4 +186,10 @@ def sampling_comparison(config: SamplingConfig = SamplingConfig()) -> SamplingRe
     frame = pd.DataFrame(rows)
     slopes = {q: {s: _slope(g.effective_lr, g[q]) for s, g in frame.groupby("sampling")}
               for q in ("offset", "sd", "width")}
-    return SamplingResult(config, frame, slopes)
+    return SamplingResult(config, frame, slopes, offset_p_values(frame, config.runs))
+
+
+def offset_p_values(frame: pd.DataFrame, runs: int) -> tuple[float, ...]:
+    """Per row of a SamplingResult's frame: two-sided t-test of the mean offset of `runs` runs against the exact."""
+    return tuple(stats.t_two_sided((row.offset - row.offset_exact) / row.offset_se, runs - 1)
+                 for _, row in frame.iterrows())

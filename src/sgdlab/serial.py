@@ -9,6 +9,10 @@ Every container and special value is a JSON object tagged by "t"; plain JSON val
 themselves. Floats in JSON are written with repr (exact round trip); arrays go to the .npz.
 Decoding rebuilds a dataclass only from a class defined in the sgdlab package, found by name,
 without calling its __init__: reading an entry imports nothing else and runs no stored code.
+
+torch is imported only to decode an entry that holds a tensor or a torch dtype: encoding asks
+whether a value is a tensor only once torch is in sys.modules (before that, none can be), so a
+cache hit on a tensor-free result, and the key of a tensor-free config, never import it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import dataclasses
 import hashlib
 import importlib
 import re
+import sys
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import torch
+
+from ._lazy import torch
 
 _MODULE = re.compile(r"sgdlab(\.[a-z_][a-z0-9_]*)*")
 _QUALNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -79,10 +85,11 @@ class _Encoder:
                                            for k, v in obj.items()]}
         if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
             return {"t": "ndarray", "ref": self.array(obj, where)}
-        if isinstance(obj, torch.Tensor):
-            return self.tensor(obj, where)
-        if isinstance(obj, torch.dtype):
-            return {"t": "torch_dtype", "v": str(obj).removeprefix("torch.")}
+        if "torch" in sys.modules:  # else obj cannot be a tensor, and asking would import torch
+            if isinstance(obj, torch.Tensor):
+                return self.tensor(obj, where)
+            if isinstance(obj, torch.dtype):
+                return {"t": "torch_dtype", "v": str(obj).removeprefix("torch.")}
         if isinstance(obj, pd.DataFrame):
             return {"t": "frame", "index": self.index(obj.index, f"{where}.index"),
                     "columns": self.index(obj.columns, f"{where}.columns"),

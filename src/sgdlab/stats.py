@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import torch
+from ._lazy import torch
 
 
 def chi2_cdf(x: torch.Tensor, dof: int) -> torch.Tensor:

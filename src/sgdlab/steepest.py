@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, taylor
+from ._lazy import torch
 from .cache import cached
 from .experiments import ToyConfig
 from .taylor import Quadratic, fmt
@@ -23,7 +23,7 @@ from .taylor import Quadratic, fmt
 ARTICLE_LR = 0.0003  # section 五: the step on the mean loss of a mini-batch of 10
 ARTICLE_BATCH = 10
 TOY = ToyConfig()  # 问题1: lr 0.3, batches of one, sgd dividing by 10 ⇒ effective_lr 0.03
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # as torch.finfo gives it, without importing torch
 LOSS_NAMES = {"baseline": "baseline", "toy": "toy w·x", "toy_bias": "toy w·x + b"}  # table headers
 
 

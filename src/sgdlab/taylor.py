@@ -14,9 +14,9 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, engine, theory
+from ._lazy import torch
 from .cache import cached
 
 
@@ -128,8 +128,10 @@ def gd_contraction(eta, mu: float, L: float):
     return np.maximum(np.abs(1 - np.asarray(eta) * mu), np.abs(1 - np.asarray(eta) * L))
 
 
-def full_batch_gd(q: Quadratic, theta0: torch.Tensor, lrs, steps: int, dtype=torch.float32) -> engine.Trajectory:
-    """K gradient-descent runs on the engine (batch_size = n: one step per epoch), one per lr in lrs."""
+def full_batch_gd(q: Quadratic, theta0: torch.Tensor, lrs, steps: int, dtype: torch.dtype | None = None
+                  ) -> engine.Trajectory:
+    """K gradient-descent runs on the engine (batch_size = n: one step per epoch), one per lr in lrs (float32)."""
+    dtype = torch.float32 if dtype is None else dtype
     orders = torch.arange(q.n).expand(steps, q.n)  # full batch: every order gives the same step
     theta = theta0.to(dtype).unsqueeze(1).repeat(1, len(lrs))  # (p, K)
     return engine.train(q.X.to(dtype), q.y.to(dtype), theta, torch.tensor(lrs, dtype=dtype), orders,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import torch
-
+from ._lazy import torch
 from .engine import augment
 
 
@@ -17,6 +16,10 @@ class LeastSquares:
     theta: torch.Tensor  # (p,) float64, b last when fitted
     loss_floor: float  # mean loss at theta*, with the same loss definition as training
     hessian: torch.Tensor  # (p, p) Hessian of the mean loss, constant for a quadratic
+
+    def numpy(self) -> LeastSquares:
+        """The same numbers with numpy arrays, for results: reading a cached result must not import torch."""
+        return LeastSquares(self.theta.numpy(), self.loss_floor, self.hessian.numpy())
 
 
 def loss_scale(loss: str) -> float:

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import taylor
+from ._lazy import torch
 from .cache import cached
 from .taylor import Quadratic, curvature_bounds, first_below, fmt
 

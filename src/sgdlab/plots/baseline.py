@@ -14,7 +14,7 @@ def baseline_data(result: BaselineResult) -> Figure:
     """The article's scatter: the second feature against the label, as in its section 二."""
     fig, ax = figure(width=5.0, height=3.4)
     X, y = result.data.X, result.data.y
-    ax.scatter(X[:, 1].numpy(), y.numpy(), s=4, alpha=0.6, color=PALETTE[0], linewidths=0)
+    ax.scatter(X[:, 1], y, s=4, alpha=0.6, color=PALETTE[0], linewidths=0)
     ax.set_xlabel("feature $x_2$")
     ax.set_ylabel("label $y$")
     return fig
