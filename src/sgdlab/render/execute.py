@@ -208,10 +208,11 @@ async def _execute_all(jobs: list[Job], project_execute: dict, workers: int, sta
                 stop(k)
 
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or no signals (Windows)
-        pass
+    # Only where Ctrl-C raises KeyboardInterrupt today: a SIGINT the process ignores (`sgdlab render &`
+    # in a script) stays ignored.
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):  # not the main thread; Windows
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
         tasks.update((k, asyncio.create_task(one(k))) for k in start)
         runs = await asyncio.gather(*tasks.values(), return_exceptions=True)
