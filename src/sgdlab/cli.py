@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto")
     render.add_argument("--to", choices=["html", "pdf", "all"], default="all")
     render.add_argument("--no-cache", action="store_true", help="recompute every experiment (SGDLAB_NO_CACHE=1)")
+    render.add_argument("--jobs", "-j", type=int, metavar="N",
+                        help="built-in engine: chapters executed at once (default: the CPUs available)")
     cache = sub.add_parser("cache", help="where the results cache is, its entries, size, hits and misses")
     cache.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
     cache.add_argument("--clear", action="store_true", help="delete every entry (the same as `cache clear`)")
@@ -166,10 +168,12 @@ def _install(out: Path, write) -> list[Path]:
 def cmd_render(args) -> int:
     from .render import RenderError, render
 
+    if args.jobs is not None and args.jobs < 1:
+        return _fail(f"--jobs must be ≥ 1, got {args.jobs}")
     if args.no_cache:
         os.environ["SGDLAB_NO_CACHE"] = "1"  # inherited by Quarto and by every kernel that runs a chapter
     try:
-        paths = render(Path.cwd(), engine=args.engine, to=args.to, progress=sys.stderr.isatty())
+        paths = render(Path.cwd(), engine=args.engine, to=args.to, progress=sys.stderr.isatty(), jobs=args.jobs)
     except RenderError as err:
         return _fail(str(err))
     for path in paths:

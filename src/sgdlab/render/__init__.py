@@ -32,8 +32,12 @@ def quarto_path() -> str | None:
     return shutil.which("quarto") or (str(beside) if beside.is_file() else None)
 
 
-def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = False) -> list[Path]:
-    """Render the Quarto book at root into root/_book; return the output files."""
+def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = False,
+           jobs: int | None = None) -> list[Path]:
+    """Render the Quarto book at root into root/_book; return the output files.
+
+    jobs: chapters executed at once by the built-in engine (default: the CPUs available).
+    """
     root = Path(root).resolve()
     if engine not in ENGINES:
         raise RenderError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
@@ -49,4 +53,4 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
         return render_quarto(root, quarto_path(), to, progress)
     from .builtin import render_builtin  # imports nbclient/pandoc glue only when needed
 
-    return render_builtin(root, to, progress)
+    return render_builtin(root, to, progress, jobs)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .book import Book, RenderError, load_book
 from .crossref import number_book, parse_chapters, ref_problems
-from .execute import ChapterRun, run_chapter
+from .execute import ChapterRun, Job, default_jobs, run_chapters
 from .markdown import Ctx, chapter_markdown
 from .output import write_html, write_pdf
 from .quarto import _swap_in
@@ -61,8 +61,8 @@ def run_pre_render(book: Book) -> None:
             print(line, file=sys.stderr)
 
 
-def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[Path]:
-    """Render the book at root to _book/index.html and/or _book/<Book-title>.pdf."""
+def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: int | None = None) -> list[Path]:
+    """Render the book at root to _book/index.html and/or _book/<Book-title>.pdf, `jobs` kernels at once."""
     book: Book = load_book(root)
     chapters = parse_chapters(book)
     # Everything that can be checked without running code is checked first: a subset
@@ -77,28 +77,49 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False) -> list[
         raise RenderError("unresolved references:\n  " + "\n  ".join(problems))
 
     run_pre_render(book)
-    runs: list[ChapterRun] = []
-    bar = tqdm(chapters, desc="render", unit="chapter", disable=None if progress else True, file=sys.stderr)
-    for ch, doc in bar:
-        bar.set_postfix_str(ch.rel)
-        cwd = root if book.execute_dir_project else ch.path.parent
-        runs.append(run_chapter(doc, ch.rel, cwd, book.execute))
+    runs = execute_book(book, chapters, jobs or default_jobs(), progress)
 
     with tempfile.TemporaryDirectory(prefix="sgdlab-render-") as tmp:
         return _publish(write_outputs(book, chapters, numbering, runs, to, Path(tmp)), book.output_dir,
                         complete=to == "all")
 
 
+def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) -> list[ChapterRun]:
+    """Every chapter's outputs, up to `jobs` chapters executing at once (in document order of start).
+
+    The bar counts finished chapters and names those still running.
+    """
+    work = [Job(doc, ch.rel, book.root if book.execute_dir_project else ch.path.parent) for ch, doc in chapters]
+    bar = tqdm(total=len(work), desc="render", unit="chapter", disable=None if progress else True, file=sys.stderr)
+    running: list[str] = []
+
+    def started(k: int) -> None:
+        running.append(work[k].name)
+        bar.set_postfix_str(", ".join(running))
+
+    def finished(k: int) -> None:
+        running.remove(work[k].name)
+        bar.set_postfix_str(", ".join(running), refresh=False)
+        bar.update()
+
+    with bar:
+        return run_chapters(work, book.execute, jobs, on_start=started, on_done=finished)
+
+
+def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun], fmt: str, build: Path) -> str:
+    """The whole book as the Markdown handed to Pandoc for fmt ("html" or "typst"); figures go under build."""
+    code_fold = bool((book.formats.get("html") or {}).get("code-fold"))
+    execute = book.execute_for("pdf" if fmt == "typst" else fmt)
+    return "\n\n".join(chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build, code_fold), execute)
+                        for (ch, doc), run in zip(chapters, runs, strict=True))
+
+
 def write_outputs(book: Book, chapters: list, numbering, runs: list[ChapterRun], to: str,
                   build: Path) -> list[Path]:
     """Assemble the executed chapters per format and convert: build/index.html, build/<slug>.pdf."""
     files = []
-    code_fold = bool((book.formats.get("html") or {}).get("code-fold"))
     for fmt in {"html": ["html"], "pdf": ["typst"], "all": ["html", "typst"]}[to]:
-        execute = book.execute_for("pdf" if fmt == "typst" else fmt)
-        parts = [chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build, code_fold), execute)
-                 for (ch, doc), run in zip(chapters, runs, strict=True)]
-        markdown = "\n\n".join(parts)
+        markdown = book_markdown(book, chapters, numbering, runs, fmt, build)
         (build / f"book-{fmt}.md").write_text(markdown, encoding="utf-8")
         files.append((write_html if fmt == "html" else write_pdf)(markdown, book, build))
     return files
