@@ -3,6 +3,8 @@ entries are data (never code) and a corrupt or half-written entry is recomputed.
 
 import dataclasses
 import json
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -175,3 +177,27 @@ def test_the_default_location_is_the_project_and_git_ignored(monkeypatch):
     assert cache.cache_dir() == root / ".cache" / "sgdlab"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(cache.cache_dir() / "x")], cwd=root)
     assert ignored.returncode == 0
+
+
+SLOW = """
+import sys, time
+from sgdlab.cache import cached
+
+@cached
+def slow(x: int) -> int:
+    with open(sys.argv[1], "a") as log:
+        log.write("computed\\n")
+    time.sleep(1.0)
+    return 2 * x
+
+print(slow(21))
+"""
+
+
+def test_two_processes_that_need_one_entry_compute_it_once(tmp_path):
+    script, log = tmp_path / "slow.py", tmp_path / "computed.log"
+    script.write_text(SLOW)
+    procs = [subprocess.Popen([sys.executable, str(script), str(log)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    assert [p.communicate()[0] for p in procs] == ["42\n", "42\n"]
+    assert log.read_text() == "computed\n"  # the second waited for the first's entry, then read it

@@ -154,21 +154,62 @@ def _log(event: str, name: str, seconds: float) -> None:
             log.write(f"{time.time():.3f} {event} {name} {seconds:.3f}\n")
 
 
-def fetch(name: str, key: dict, compute: Callable[[], object]):
-    """The entry for key if it can be read, else compute(), stored; every hit and miss is logged."""
+_MISSING = object()
+
+
+def lookup(name: str, key: dict, default=None):
+    """The stored entry for key (a hit is logged), else default."""
     entry = _entry_dir(name, key)
     start = time.perf_counter()
     if entry.is_dir():
         try:
             result = _load(entry, key)
-        except Exception:  # whatever is wrong with the entry: recompute it
-            pass
-        else:
-            _log("hit", name, time.perf_counter() - start)
-            return result
-    result = compute()
-    _store(entry, key, result)
-    _log("miss", name, time.perf_counter() - start)
+        except Exception:  # whatever is wrong with the entry: it will be recomputed and overwritten
+            return default
+        _log("hit", name, time.perf_counter() - start)
+        return result
+    return default
+
+
+def store(name: str, key: dict, result, seconds: float = 0.0) -> None:
+    """Store result as the entry for key (a miss that took `seconds` to compute is logged)."""
+    _store(_entry_dir(name, key), key, result)
+    _log("miss", name, seconds)
+
+
+@contextlib.contextmanager
+def _computing(name: str, key: dict) -> Iterator[None]:
+    """Hold the entry's lock file while it is computed: another process that needs the same entry
+    (two kernels of one render) waits, then reads it, instead of computing it a second time."""
+    lock = None
+    try:
+        import fcntl
+
+        lock_path = _entry_dir(name, key).with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path, "a")  # held across the yield, closed below
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, also if this process dies
+    except (ImportError, OSError):  # Windows, a read-only cache: no waiting; at worst computed twice
+        pass
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def fetch(name: str, key: dict, compute: Callable[[], object]):
+    """The entry for key if it can be read, else compute(), stored; every hit and miss is logged."""
+    found = lookup(name, key, _MISSING)
+    if found is not _MISSING:
+        return found
+    with _computing(name, key):
+        found = lookup(name, key, _MISSING)  # computed by another process while this one waited
+        if found is not _MISSING:
+            return found
+        start = time.perf_counter()
+        result = compute()
+        store(name, key, result, time.perf_counter() - start)
     return result
 
 
@@ -242,6 +283,9 @@ def clear() -> int:
     entries = _entries(root)
     for path in entries + [p for p in root.glob("*/.*-*") if p.is_dir()]:
         shutil.rmtree(path, ignore_errors=True)
+    for lock in root.glob("*/*.lock"):
+        if _HEX64.fullmatch(lock.stem):
+            lock.unlink(missing_ok=True)
     for function_dir in {p.parent for p in entries}:
         with contextlib.suppress(OSError):
             function_dir.rmdir()  # only if empty
