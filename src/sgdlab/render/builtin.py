@@ -8,10 +8,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
+from . import chapters as stored
+from . import freeze
 from .book import Book, RenderError, load_book
 from .crossref import number_book, parse_chapters, ref_problems
 from .execute import ChapterRun, Job, default_jobs, run_chapters
@@ -85,25 +88,39 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: in
 
 
 def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) -> list[ChapterRun]:
-    """Every chapter's outputs, up to `jobs` chapters executing at once (in document order of start).
+    """Every chapter's outputs: read back when its code is unchanged (chapters.py), else executed,
+    up to `jobs` chapters at once (in document order of start).
 
     The bar counts finished chapters and names those still running.
     """
     work = [Job(doc, ch.rel, book.root if book.execute_dir_project else ch.path.parent) for ch, doc in chapters]
-    bar = tqdm(total=len(work), desc="render", unit="chapter", disable=None if progress else True, file=sys.stderr)
+    inputs = freeze.inputs(book.root)
+    keys = [stored.key(job, book.execute, book.root, inputs) for job in work]
+    runs = [stored.load(job, key) for job, key in zip(work, keys, strict=True)]
+    todo = [k for k, run in enumerate(runs) if run is None]
+    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc="render", unit="chapter",
+               disable=None if progress else True, file=sys.stderr)
     running: list[str] = []
+    started_at: dict[int, float] = {}
 
-    def started(k: int) -> None:
-        running.append(work[k].name)
+    def started(j: int) -> None:
+        started_at[todo[j]] = time.perf_counter()
+        running.append(work[todo[j]].name)
         bar.set_postfix_str(", ".join(running))
 
-    def finished(k: int) -> None:
+    def finished(j: int) -> None:
+        k = todo[j]
+        started_at[k] = time.perf_counter() - started_at[k]  # now the seconds it took
         running.remove(work[k].name)
         bar.set_postfix_str(", ".join(running), refresh=False)
         bar.update()
 
     with bar:
-        return run_chapters(work, book.execute, jobs, on_start=started, on_done=finished)
+        fresh = run_chapters([work[k] for k in todo], book.execute, jobs, on_start=started, on_done=finished)
+    for k, run in zip(todo, fresh, strict=True):
+        runs[k] = run
+        stored.save(work[k], keys[k], run, started_at[k])
+    return runs
 
 
 def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun], fmt: str, build: Path) -> str:
