@@ -38,15 +38,19 @@ def test_prose_edits_execute_nothing_and_a_code_edit_only_its_chapter(executed, 
     render(root, engine="builtin", to="html")
     assert executed[-1] == [] and html(root) == first  # read back: the same page, no kernel
 
+    # Prose added before the cells moves every cell and paragraph: the outputs read back follow them.
     alpha = root / "report" / "01-alpha.qmd"
-    alpha.write_text(alpha.read_text().replace("# Alpha {#sec-alpha}\n", "# Alpha {#sec-alpha}\n\nA new sentence.\n"))
+    alpha.write_text(alpha.read_text().replace("# Alpha {#sec-alpha}\n",
+                                               "# Alpha {#sec-alpha}\n\nA new sentence.\n\n## A new section\n"))
     render(root, engine="builtin", to="html")
     assert executed[-1] == [] and "A new sentence." in html(root)
+    from_cache = html(root)
+    monkeypatch.setenv("SGDLAB_NO_CACHE", "1")
+    render(root, engine="builtin", to="html")
+    assert len(executed[-1]) == 2 and html(root) == from_cache  # as if every chapter had run again
+    monkeypatch.delenv("SGDLAB_NO_CACHE")
 
     alpha.write_text(re.sub(r"xs = \[0, 1, 2, 3\]", "xs = [0, 1, 2, 3, 4]", alpha.read_text()))
     render(root, engine="builtin", to="html")
     assert executed[-1] == ["report/01-alpha.qmd"] and "We have 5 points" in html(root)
 
-    monkeypatch.setenv("SGDLAB_NO_CACHE", "1")  # `sgdlab render --no-cache`
-    render(root, engine="builtin", to="html")
-    assert len(executed[-1]) == 2

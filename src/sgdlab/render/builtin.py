@@ -96,7 +96,7 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
     work = [Job(doc, ch.rel, book.root if book.execute_dir_project else ch.path.parent) for ch, doc in chapters]
     inputs = freeze.inputs(book.root)
     keys = [stored.key(job, book.execute, book.root, inputs) for job in work]
-    runs = [stored.load(job, key) for job, key in zip(work, keys, strict=True)]
+    runs = [stored.load(job, key, book.execute) for job, key in zip(work, keys, strict=True)]
     todo = [k for k, run in enumerate(runs) if run is None]
     bar = tqdm(total=len(work), initial=len(work) - len(todo), desc="render", unit="chapter",
                disable=None if progress else True, file=sys.stderr)
@@ -119,7 +119,7 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
         fresh = run_chapters([work[k] for k in todo], book.execute, jobs, on_start=started, on_done=finished)
     for k, run in zip(todo, fresh, strict=True):
         runs[k] = run
-        stored.save(work[k], keys[k], run, started_at[k])
+        stored.save(work[k], keys[k], book.execute, run, started_at[k])
     return runs
 
 

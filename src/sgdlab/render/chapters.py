@@ -6,7 +6,9 @@ what Quarto's guarded freeze looks at (`freeze.inputs`: the package's source dig
 the libraries' versions, _quarto.yml). Prose is not in the key, so a prose-only edit executes no
 chapter; an edit of a cell executes that chapter; an edit under src/sgdlab executes them all.
 Quarto's `freeze` re-executes a chapter on any edit of its .qmd, prose included: this is finer.
-Entries are named `chapter.<path>` in `sgdlab cache`; SGDLAB_NO_CACHE bypasses them.
+An entry holds the outputs in the order the kernel ran the code, and a read places them at the
+cells and paragraphs of the chapter as it is now. Entries are named `chapter.<path>` in
+`sgdlab cache`; SGDLAB_NO_CACHE bypasses them.
 """
 
 from __future__ import annotations
@@ -35,21 +37,31 @@ def key(job: Job, project_execute: dict, root: Path, inputs: dict) -> dict | Non
     return cache.key_for(_name(job), {"code": code, "execute": project_execute, "cwd": where, "inputs": inputs})
 
 
-def load(job: Job, chapter_key: dict | None) -> ChapterRun | None:
-    """The chapter's stored outputs, or None."""
+def load(job: Job, chapter_key: dict | None, project_execute: dict) -> ChapterRun | None:
+    """The chapter's stored outputs, placed at today's cells and text (a prose edit moves them), or None."""
     if chapter_key is None:
         return None
     stored = cache.lookup(_name(job), chapter_key)
     if stored is None:
         return None
-    outputs = {int(i): [nbformat.from_dict(o) for o in outs] for i, outs in stored["outputs"].items()}
-    return ChapterRun(outputs=outputs, inline={int(i): list(v) for i, v in stored["inline"].items()})
+    run = ChapterRun()
+    for (i, what, _), item in zip(_plan(job.doc, project_execute), stored, strict=True):
+        if what == "cell":
+            run.outputs[i] = [nbformat.from_dict(o) for o in item]
+        else:
+            run.inline.setdefault(i, []).append(item)
+    return run
 
 
-def save(job: Job, chapter_key: dict | None, run: ChapterRun, seconds: float) -> None:
-    """Store a chapter's outputs (nbformat outputs as plain JSON data)."""
+def save(job: Job, chapter_key: dict | None, project_execute: dict, run: ChapterRun, seconds: float) -> None:
+    """Store a chapter's outputs in the order the kernel ran its code (nbformat outputs as JSON data)."""
     if chapter_key is None:
         return
-    outputs = {str(i): json.loads(json.dumps(outs)) for i, outs in run.outputs.items()}
-    cache.store(_name(job), chapter_key, {"outputs": outputs, "inline": {str(i): v for i, v in run.inline.items()}},
-                seconds)
+    items, seen = [], {}
+    for i, what, _ in _plan(job.doc, project_execute):
+        if what == "cell":
+            items.append(json.loads(json.dumps(run.outputs.get(i, []))))
+        else:  # the inline values of one paragraph, in order
+            seen[i] = seen.get(i, -1) + 1
+            items.append(run.inline[i][seen[i]])
+    cache.store(_name(job), chapter_key, items, seconds)
