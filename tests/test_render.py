@@ -273,10 +273,14 @@ FAKE_QUARTO = """#!/bin/sh
 # Stands in for Quarto: records how and where it was called, writes what `quarto render` would,
 # and, like a LaTeX run that fails, leaves index.tex and index.log in the project it renders.
 printf '%s\\n' "$*" > "$FAKE_LOG/quarto-args.txt"
+printf '%s\\n' "$*" >> "$FAKE_LOG/quarto-calls.txt"
 printf '%s\\n' "$QUARTO_PYTHON" > "$FAKE_LOG/quarto-python.txt"
 printf '%s\\n' "$PWD" > "$FAKE_LOG/quarto-cwd.txt"
-mkdir -p _book && echo '<html>new</html>' > _book/index.html && echo '%PDF-1.7' > _book/Book.pdf
-mkdir -p _freeze/ch/execute-results && echo '{}' > _freeze/ch/execute-results/html.json
+mkdir -p _book _freeze/ch/execute-results
+case "$*" in *"--to pdf"*) ;; *) echo '<html>new</html>' > _book/index.html
+    echo '{}' > _freeze/ch/execute-results/html.json;; esac
+case "$*" in *"--to html"*) ;; *) echo '%PDF-1.7' > _book/Book.pdf
+    echo '{}' > _freeze/ch/execute-results/tex.json;; esac
 echo tex > index.tex && echo log > index.log
 [ -z "$FAIL" ] || { echo "ERROR: a chapter failed" >&2; exit 1; }
 """
@@ -310,10 +314,10 @@ def test_quarto_engine_runs_quarto_render_on_a_copy_with_this_python(fake_quarto
     assert (fake_quarto / "quarto-python.txt").read_text().strip() == sys.executable
     assert Path((fake_quarto / "quarto-cwd.txt").read_text().strip()) != root  # a copy
     assert paths == [root / "_book" / "Book.pdf"]
-    assert (root / "_book" / "index.html").read_text() == "<html>new</html>\n"
+    assert (root / "_book" / "Book.pdf").read_text() == "%PDF-1.7\n"
     assert not (root / "index.tex").exists() and not (root / "index.log").exists()
     # and Quarto's frozen outputs come back for the next render (render/freeze.py guards them)
-    assert (root / "_freeze" / "ch" / "execute-results" / "html.json").is_file()
+    assert (root / "_freeze" / "ch" / "execute-results" / "tex.json").is_file()
     assert sorted(p.name for p in root.iterdir()) == sorted([*(p.name for p in FIXTURE.iterdir()), "_book", "_freeze"])
 
 
@@ -322,13 +326,26 @@ def test_quarto_failure_is_reported_and_leaves_the_previous_book(fake_quarto, mo
     (root / "_book").mkdir()
     (root / "_book" / "index.html").write_text("<html>old</html>")
     monkeypatch.setenv("FAIL", "1")
-    with pytest.raises(RenderError, match=r"quarto render failed \(exit 1\); book/_book is unchanged:\n"
+    with pytest.raises(RenderError, match=r"quarto render( --to html)? failed \(exit 1\); book/_book is unchanged:\n"
                                           r".*a chapter failed"):
         render(root, engine="quarto")
     assert [p.name for p in (root / "_book").iterdir()] == ["index.html"]
     assert (root / "_book" / "index.html").read_text() == "<html>old</html>"
     assert not (root / "_freeze").exists()  # outputs of a failed render are not kept
     assert not (root / "index.tex").exists() and not (root / "index.log").exists()
+
+
+@pytest.mark.parametrize("jobs, calls", [(1, [["render"]]),
+                                         (2, [["render", "--to", "html"], ["render", "--to", "pdf"]])])
+def test_quarto_renders_html_and_pdf_at_once_given_two_cpus(fake_quarto, tmp_path, jobs, calls):
+    root = copy_book(tmp_path)
+    (root / "_book").mkdir()
+    (root / "_book" / "stale.html").write_text("from a book that no longer exists")
+    paths = render(root, engine="quarto", to="all", jobs=jobs)
+    assert sorted(line.split() for line in (fake_quarto / "quarto-calls.txt").read_text().splitlines()) == calls
+    assert paths == [root / "_book" / "index.html", root / "_book" / "Book.pdf"]
+    assert sorted(p.name for p in (root / "_book").iterdir()) == ["Book.pdf", "index.html"]  # nothing stale
+    assert sorted(p.name for p in (root / "_freeze" / "ch" / "execute-results").iterdir()) == ["html.json", "tex.json"]
 
 
 def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_path):

@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--to", choices=["html", "pdf", "all"], default="all")
     render.add_argument("--no-cache", action="store_true", help="recompute every experiment (SGDLAB_NO_CACHE=1)")
     render.add_argument("--jobs", "-j", type=int, metavar="N",
-                        help="built-in engine: chapters executed at once (default: the CPUs available)")
+                        help="built-in engine: chapters executed at once; Quarto: with 2 or more, HTML and PDF"
+                             " rendered at once (default: the CPUs available)")
     cache = sub.add_parser("cache", help="where the results cache is, its entries, size, hits and misses")
     cache.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
     cache.add_argument("--clear", action="store_true", help="delete every entry (the same as `cache clear`)")

@@ -36,7 +36,8 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
            jobs: int | None = None) -> list[Path]:
     """Render the Quarto book at root into root/_book; return the output files.
 
-    jobs: chapters executed at once by the built-in engine (default: the CPUs available).
+    jobs: chapters executed at once by the built-in engine, and with Quarto, at 2 or more, HTML and
+    PDF rendered at once (default: the CPUs available).
     """
     root = Path(root).resolve()
     if engine not in ENGINES:
@@ -48,9 +49,10 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
         raise RenderError("quarto not found on PATH; install it from https://quarto.org"
                           " or use --engine builtin")
     if engine == "quarto" or (engine == "auto" and has_quarto):
+        from .execute import default_jobs
         from .quarto import render_quarto
 
-        return render_quarto(root, quarto_path(), to, progress)
+        return render_quarto(root, quarto_path(), to, progress, jobs or default_jobs())
     from .builtin import render_builtin  # imports nbclient/pandoc glue only when needed
 
     return render_builtin(root, to, progress, jobs)

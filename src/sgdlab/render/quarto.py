@@ -11,9 +11,11 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from .assets import cjk_fonts, kpsewhich, tinytex_dir
@@ -52,11 +54,12 @@ def latex_problem() -> str | None:
             f" {' '.join(sorted(set(missing.values())))}`, or run {how_tinytex}; or use --to html")
 
 
-def _copy_project(root: Path, dest: Path) -> None:
-    """The sources Quarto reads (and the current _book/, which Quarto updates in place)."""
+def _copy_project(root: Path, dest: Path, keep_book: bool) -> None:
+    """The sources Quarto reads, and for a one-format render the current _book/ (whose other
+    format Quarto keeps: it updates the output in place)."""
     shutil.copytree(root, dest, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
     book = load_book(root).output_dir
-    if book.is_dir():
+    if keep_book and book.is_dir():
         shutil.copytree(book, dest / book.relative_to(root))
 
 
@@ -73,35 +76,91 @@ def _swap_in(new: Path, old: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def render_quarto(root: Path, quarto: str, to: str, progress: bool) -> list[Path]:
-    """Check, run `quarto render` on a copy with this Python's kernel, publish; return the outputs."""
+def _start(quarto: str, to: str | None, copy: Path, env: dict) -> subprocess.Popen:
+    cmd = [quarto, "render"] + ([] if to is None else ["--to", to])
+    return subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+
+
+def _run_all(procs: dict[str, subprocess.Popen], progress: bool) -> dict[str, tuple[int, list[str]]]:
+    """Wait for every process, streaming their output (prefixed by format when several run);
+    the first failure terminates the others. Returns each one's exit code and last lines."""
+    tails = {name: collections.deque(maxlen=40) for name in procs}
+
+    def pump(name: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            tails[name].append(line.rstrip("\n"))
+            if progress:
+                print(f"[{name}] {line}" if len(procs) > 1 else line, end="", file=sys.stderr)
+        if proc.wait() != 0:
+            for other in procs.values():
+                if other.poll() is None:
+                    other.terminate()
+
+    threads = [threading.Thread(target=pump, args=item, daemon=True) for item in procs.items()]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:  # Ctrl-C reached Quarto too (same process group); make sure nothing outlives us
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait()
+            proc.stdout.close()
+    return {name: (proc.returncode, list(tails[name])) for name, proc in procs.items()}
+
+
+def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 1) -> list[Path]:
+    """Check, run `quarto render` on a copy with this Python's kernel, publish; return the outputs.
+
+    With `--to all` and jobs ≥ 2, HTML and PDF render at once, each by its own `quarto render --to`
+    in its own copy: Quarto executes every chapter once per format anyway, and one render keeps a
+    single core busy. The two share the results cache (an entry computed by one is read by the
+    other); the pages and the PDF are those of one `quarto render` (compared byte for byte).
+    """
     if to in ("pdf", "all"):
         problem = latex_problem()
         if problem:
             raise RenderError(problem)
-    cmd = [quarto, "render"] + ([] if to == "all" else ["--to", to])
     env = {**os.environ, "QUARTO_PYTHON": sys.executable,
            "SGDLAB_CACHE_DIR": os.environ.get("SGDLAB_CACHE_DIR", str(root / ".cache" / "sgdlab"))}
-    tail: collections.deque[str] = collections.deque(maxlen=40)
+    formats = ["html", "pdf"] if to == "all" and jobs >= 2 else [None if to == "all" else to]
+    book = load_book(root).output_dir
     with tempfile.TemporaryDirectory(prefix="sgdlab-quarto-") as tmp:
-        copy = Path(tmp) / root.name
-        _copy_project(root, copy)
-        with subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace") as proc:
-            for line in proc.stdout:
-                tail.append(line.rstrip("\n"))
-                if progress:
-                    print(line, end="", file=sys.stderr)
-        if proc.returncode != 0:
-            raise RenderError(f"quarto render failed (exit {proc.returncode}); {root.name}/_book is unchanged:\n"
-                              + "\n".join(tail))
-        book = load_book(root).output_dir
-        built = copy / book.relative_to(root)
-        if not built.is_dir():
+        copies = {fmt or to: Path(tmp) / (fmt or to) / root.name for fmt in formats}
+        for copy in copies.values():
+            _copy_project(root, copy, keep_book=to != "all")
+        outcome = _run_all({name: _start(quarto, fmt, copies[name], env)
+                            for name, fmt in zip(copies, formats, strict=True)}, progress)
+        for name, (code, tail) in outcome.items():
+            if code != 0 and code != -signal.SIGTERM:
+                which = f" --to {name}" if len(outcome) > 1 else ""
+                raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/_book is unchanged:\n"
+                                  + "\n".join(tail))
+        built = [copy / book.relative_to(root) for copy in copies.values()]
+        if not all(b.is_dir() for b in built):
             raise RenderError(f"quarto render wrote no {book.name}/ (is `output-dir` set in _quarto.yml?)")
-        _swap_in(built, book)
-        if (copy / FREEZE_DIR).is_dir():
-            _swap_in(copy / FREEZE_DIR, root / FREEZE_DIR)
+        for other in built[1:]:  # the PDF render's file(s) beside the HTML render's pages
+            _merge(other, built[0])
+        for copy in list(copies.values())[1:]:
+            if (copy / FREEZE_DIR).is_dir():
+                _merge(copy / FREEZE_DIR, built[0].parent / FREEZE_DIR)
+        _swap_in(built[0], book)
+        first = next(iter(copies.values()))
+        if (first / FREEZE_DIR).is_dir():
+            _swap_in(first / FREEZE_DIR, root / FREEZE_DIR)
     found = [book / "index.html"] if to in ("html", "all") else []
     found += sorted(book.glob("*.pdf")) if to in ("pdf", "all") else []
     return [p for p in found if p.is_file()]
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Copy the files of src that dest lacks into dest (the two renders' outputs never overlap but
+    for identical files: the stamp of freeze.py, the fonts under assets/)."""
+    for path in src.rglob("*"):
+        target = dest / path.relative_to(src)
+        if path.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
