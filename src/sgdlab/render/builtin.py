@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shlex
 import shutil
@@ -134,9 +135,13 @@ def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun],
 def write_outputs(book: Book, chapters: list, numbering, runs: list[ChapterRun], to: str,
                   build: Path) -> list[Path]:
     """Assemble the executed chapters per format and convert: build/index.html, build/<slug>.pdf."""
-    files = []
-    for fmt in {"html": ["html"], "pdf": ["typst"], "all": ["html", "typst"]}[to]:
-        markdown = book_markdown(book, chapters, numbering, runs, fmt, build)
-        (build / f"book-{fmt}.md").write_text(markdown, encoding="utf-8")
-        files.append((write_html if fmt == "html" else write_pdf)(markdown, book, build))
-    return files
+    formats = {"html": ["html"], "pdf": ["typst"], "all": ["html", "typst"]}[to]
+    markdowns = {}
+    for fmt in formats:  # one after the other: both write the figures under build/
+        markdowns[fmt] = book_markdown(book, chapters, numbering, runs, fmt, build)
+        (build / f"book-{fmt}.md").write_text(markdowns[fmt], encoding="utf-8")
+    # Pandoc and Typst at once: each conversion is a process (or Rust code) of its own.
+    with concurrent.futures.ThreadPoolExecutor(len(formats)) as pool:
+        futures = [pool.submit(write_html if fmt == "html" else write_pdf, markdowns[fmt], book, build)
+                   for fmt in formats]
+        return [f.result() for f in futures]

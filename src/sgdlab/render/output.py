@@ -61,12 +61,13 @@ def html_to_markdown(html: str) -> str:
     return _align_numbers(pandoc(["-f", "html", "-t", fmt, "--wrap=none"], html, Path.cwd()).strip())
 
 
-def _common(book: Book, build: Path) -> list[str]:
-    """Arguments shared by both outputs: metadata, bibliography, table of contents."""
+def _common(book: Book, build: Path, fmt: str) -> list[str]:
+    """Arguments shared by both outputs: metadata, bibliography, table of contents (a metadata
+    file per format: the two conversions run at once)."""
     meta = {"title": book.title, "lang": "en", "link-citations": True, **book.meta}
-    (build / "metadata.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    (build / f"metadata-{fmt}.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
-            "--metadata-file=metadata.yaml", f"--resource-path=.:{book.root}",
+            f"--metadata-file=metadata-{fmt}.yaml", f"--resource-path=.:{book.root}",
             f"--lua-filter={HERE / 'math.lua'}"]
     for bib in book.bibliography:
         if not bib.is_file():
@@ -86,7 +87,7 @@ def write_html(markdown: str, book: Book, build: Path) -> Path:
         nav.write_text(f'<nav id="downloads"><a href="{book.slug}.pdf" title="Download PDF">'
                        "Download PDF</a></nav>\n", encoding="utf-8")
         args.append(f"--include-before-body={nav.name}")
-    pandoc([*_common(book, build), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
+    pandoc([*_common(book, build, "html"), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
             *args, "-o", out.name], markdown, build)
     out.write_text(drop_repeated_assets(out.read_text(encoding="utf-8")), encoding="utf-8")
     return out
@@ -95,7 +96,7 @@ def write_html(markdown: str, book: Book, build: Path) -> Path:
 def write_pdf(markdown: str, book: Book, build: Path) -> Path:
     """Pandoc's Typst writer and template, then the Typst compiler of the `typst` wheel."""
     src = build / "book.typ"
-    pandoc([*_common(book, build), "-t", "typst", f"--include-in-header={HERE / 'header.typ'}",
+    pandoc([*_common(book, build, "typst"), "-t", "typst", f"--include-in-header={HERE / 'header.typ'}",
             "-V", "papersize=a4", "-V", "page-numbering=1", "-V", "fontsize=11pt",
             "-o", src.name], markdown, build)
     out = build / f"{book.slug}.pdf"
