@@ -365,7 +365,7 @@ def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_pat
     book = load_book(root)
     assert book.bibliography == (root / "report" / "references.bib", root / "report" / "more.bib")
     assert check_refs(root) == []
-    html = pandoc([*_common(book, tmp_path), "-t", "html5"], "See [@other2024] and [@d2l2023].\n", tmp_path)
+    html = pandoc([*_common(book, tmp_path, "html"), "-t", "html5"], "See [@other2024] and [@d2l2023].\n", tmp_path)
     assert "Other 2024" in html and "Zhang et al. 2023" in html and "A Second Source" in html
     (root / "report" / "more.bib").write_text("", encoding="utf-8")
     assert any("@other2024 is not in references.bib, more.bib" in p for p in check_refs(root))
