@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 
-from . import cache
+from . import cache, serial
 
 PREFIX = "display."  # cache entries of figures are named display.<module>.<function>
 _active = False  # set by notebook.setup(): this process is a report kernel
@@ -82,6 +83,17 @@ def display_settings(shell) -> dict | None:
             "matplotlib": matplotlib.__version__}
 
 
+def _digest(arguments: dict) -> str | None:
+    """SHA-256 of the arguments as data (a result's tree and its arrays' digests), None if they are not
+    data: the key stays small however large the results a figure shows."""
+    try:
+        tree, arrays = serial.encode(arguments)
+    except TypeError:
+        return None
+    text = json.dumps([tree, {k: serial.array_digest(a) for k, a in arrays.items()}], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class ReportFigure:
     """A figure not drawn yet: IPython asks for its bundle, which comes from the cache or a drawing."""
 
@@ -108,8 +120,8 @@ class ReportFigure:
             return {"text/plain": repr(self.draw())}
         settings = display_settings(shell)
         name = f"{PREFIX}{self.function.__module__}.{self.function.__qualname__}"
-        key = None if settings is None else cache.key_for(
-            name, {"args": list(self.args), "kwargs": self.kwargs, "display": settings})
+        arguments = None if settings is None else _digest({"args": list(self.args), "kwargs": self.kwargs})
+        key = None if arguments is None else cache.key_for(name, {"arguments": arguments, "display": settings})
         if key is None:
             return self._bundle(shell)
         data, metadata = cache.fetch(name, key, lambda: list(self._bundle(shell)))

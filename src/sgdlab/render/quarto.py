@@ -134,11 +134,13 @@ def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 
             _copy_project(root, copy, keep_book=to != "all")
         outcome = _run_all({name: _start(quarto, fmt, copies[name], env)
                             for name, fmt in zip(copies, formats, strict=True)}, progress)
-        for name, (code, tail) in outcome.items():
-            if code != 0 and code != -signal.SIGTERM:
-                which = f" --to {name}" if len(outcome) > 1 else ""
-                raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/_book is unchanged:\n"
-                                  + "\n".join(tail))
+        failed = [name for name, (code, _) in outcome.items() if code != 0]
+        if failed:  # name the render that failed, not the one it stopped
+            name = next((n for n in failed if outcome[n][0] != -signal.SIGTERM), failed[0])
+            code, tail = outcome[name]
+            which = f" --to {name}" if len(outcome) > 1 else ""
+            raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/_book is unchanged:\n"
+                              + "\n".join(tail))
         built = [copy / book.relative_to(root) for copy in copies.values()]
         if not all(b.is_dir() for b in built):
             raise RenderError(f"quarto render wrote no {book.name}/ (is `output-dir` set in _quarto.yml?)")
