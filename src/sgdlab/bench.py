@@ -66,9 +66,10 @@ SEQUENTIAL = {  # whole processes: python -c CODE ARGS, stdout to /dev/null
     "article_verbatim": "import sys; from sgdlab import bench; bench.article_toy_loop(int(sys.argv[1]))",
     "article_scratch": "import sys; from sgdlab import bench;"
                        " bench.article_toy_loop(int(sys.argv[1]), verbatim=False)",
-    # A new seed per repeat: the same work, and never a results-cache hit.
-    "sgdlab_run": "import sys; from sgdlab.cli import main; main(['run', 'toy-noisy', '--epochs', sys.argv[1],"
-                  " '--seed', sys.argv[2], '--json'])",
+    # A new seed per repeat: the same work, and never a results-cache hit. entry() is what the
+    # `sgdlab` command runs (it ends the process without unloading torch).
+    "sgdlab_run": "import sys; from sgdlab.cli import entry; sys.argv = ['sgdlab', 'run', 'toy-noisy', '--epochs',"
+                  " sys.argv[1], '--seed', sys.argv[2], '--json']; entry()",
 }
 
 
