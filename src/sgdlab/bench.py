@@ -66,10 +66,11 @@ SEQUENTIAL = {  # whole processes: python -c CODE ARGS, stdout to /dev/null
     "article_verbatim": "import sys; from sgdlab import bench; bench.article_toy_loop(int(sys.argv[1]))",
     "article_scratch": "import sys; from sgdlab import bench;"
                        " bench.article_toy_loop(int(sys.argv[1]), verbatim=False)",
-    # A new seed per repeat: the same work, and never a results-cache hit. entry() is what the
-    # `sgdlab` command runs (it ends the process without unloading torch).
+    # Never a results-cache hit (--no-cache: an earlier bench stored these seeds); a new seed per
+    # repeat all the same. entry() is what the `sgdlab` command runs (it ends the process without
+    # unloading torch).
     "sgdlab_run": "import sys; from sgdlab.cli import entry; sys.argv = ['sgdlab', 'run', 'toy-noisy', '--epochs',"
-                  " sys.argv[1], '--seed', sys.argv[2], '--json']; entry()",
+                  " sys.argv[1], '--seed', sys.argv[2], '--json', '--no-cache']; entry()",
 }
 
 
