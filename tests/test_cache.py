@@ -201,3 +201,15 @@ def test_two_processes_that_need_one_entry_compute_it_once(tmp_path):
              for _ in range(2)]
     assert [p.communicate()[0] for p in procs] == ["42\n", "42\n"]
     assert log.read_text() == "computed\n"  # the second waited for the first's entry, then read it
+
+
+def test_prune_deletes_only_what_todays_code_cannot_hit(cache_on, monkeypatch):
+    experiments.toy("toy-clean", SHORT)
+    monkeypatch.setattr(cache, "SOURCE_DIGEST", "0" * 64)  # src/sgdlab edited since
+    experiments.toy("toy-noisy", SHORT)
+    (cache_on / "sgdlab.x.broken" / ("f" * 64)).mkdir(parents=True)  # no key.json: unreadable
+    assert len(entries(cache_on)) == 3
+    assert cache.clear(stale_only=True) == 2
+    [kept] = entries(cache_on)
+    assert json.loads((kept / "key.json").read_text())["source"] == "0" * 64
+    assert (cache_on / "events.log").is_file()  # the hit/miss counts survive a prune

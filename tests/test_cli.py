@@ -164,6 +164,7 @@ def test_cache_command_shows_counts_and_clears(tmp_path):
     assert run("cache", "--clear").stdout.startswith("cleared 1 entries")
     assert json.loads(run("cache", "--json").stdout)["entries"] == 0
     run("run", "toy-clean")
+    assert run("cache", "--prune").stdout.startswith("pruned 0 entries")  # made by today's code: kept
     assert run("cache", "clear").returncode == 0 and json.loads(run("cache", "--json").stdout)["entries"] == 0
 
 

@@ -274,13 +274,24 @@ def stats() -> Stats:
     return Stats(root, len(entries), size, hits, misses, by_function)
 
 
-def clear() -> int:
-    """Delete every entry, leftovers of interrupted writes and the log; return how many entries there were.
+def _stale(entry: Path) -> bool:
+    """An entry this code can never hit: made by other sources or library versions, or unreadable."""
+    try:
+        key = json.loads((entry / "key.json").read_text())
+        return key.get("source") != SOURCE_DIGEST or key.get("versions") != VERSIONS
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def clear(stale_only: bool = False) -> int:
+    """Delete every entry (or, stale_only, those that the code and libraries of today cannot hit, which
+    pile up as src/sgdlab is edited), leftovers of interrupted writes and lock files; return how many
+    entries went. A full clear also empties the log.
 
     Only what the cache wrote is removed: $SGDLAB_CACHE_DIR may point at a directory that holds more.
     """
     root = cache_dir()
-    entries = _entries(root)
+    entries = [e for e in _entries(root) if _stale(e)] if stale_only else _entries(root)
     for path in entries + [p for p in root.glob("*/.*-*") if p.is_dir()]:
         shutil.rmtree(path, ignore_errors=True)
     for lock in root.glob("*/*.lock"):
@@ -289,5 +300,6 @@ def clear() -> int:
     for function_dir in {p.parent for p in entries}:
         with contextlib.suppress(OSError):
             function_dir.rmdir()  # only if empty
-    (root / "events.log").unlink(missing_ok=True)
+    if not stale_only:
+        (root / "events.log").unlink(missing_ok=True)
     return len(entries)

@@ -53,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="built-in engine: chapters executed at once; Quarto: with 2 or more, HTML and PDF"
                              " rendered at once (default: the CPUs available)")
     cache = sub.add_parser("cache", help="where the results cache is, its entries, size, hits and misses")
-    cache.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
+    cache.add_argument("action", nargs="?", choices=["show", "clear", "prune"], default="show")
     cache.add_argument("--clear", action="store_true", help="delete every entry (the same as `cache clear`)")
+    cache.add_argument("--prune", action="store_true",
+                       help="delete the entries made by other sources or library versions (`cache prune`)")
     cache.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="time the reference loop against the batched engine")
     bench.add_argument("--json", action="store_true")
@@ -204,6 +206,10 @@ def cmd_cache(args) -> int:
     if args.clear or args.action == "clear":
         count = cache.clear()
         print(f"cleared {count} entries from {cache.cache_dir()}")
+        return 0
+    if args.prune or args.action == "prune":
+        count = cache.clear(stale_only=True)
+        print(f"pruned {count} entries made by other sources or library versions from {cache.cache_dir()}")
         return 0
     stats = cache.stats()
     if args.json:
