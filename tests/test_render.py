@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -283,6 +285,7 @@ case "$*" in *"--to html"*) ;; *) echo '%PDF-1.7' > _book/Book.pdf
     echo '{}' > _freeze/ch/execute-results/tex.json;; esac
 echo tex > index.tex && echo log > index.log
 [ -z "$FAIL" ] || { echo "ERROR: a chapter failed" >&2; exit 1; }
+[ -z "$SLEEP" ] || { echo "executing a chapter"; sleep "$SLEEP"; }
 """
 # Stands in for TeX: finds every file except those named in $TEX_MISSING.
 FAKE_KPSEWHICH = """#!/bin/sh
@@ -347,6 +350,22 @@ def test_quarto_renders_html_and_pdf_at_once_given_two_cpus(fake_quarto, tmp_pat
     assert paths == [root / "_book" / "index.html", root / "_book" / "Book.pdf"]
     assert sorted(p.name for p in (root / "_book").iterdir()) == ["Book.pdf", "index.html"]  # nothing stale
     assert sorted(p.name for p in (root / "_freeze" / "ch" / "execute-results").iterdir()) == ["html.json", "tex.json"]
+
+
+def test_ctrl_c_during_two_quarto_renders_exits_130_in_one_line(fake_quarto, monkeypatch, tmp_path):
+    root = copy_book(tmp_path)
+    monkeypatch.setenv("SLEEP", "30")
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab.cli", "render", "--engine", "quarto", "--jobs", "2"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while (fake_quarto / "quarto-calls.txt").read_text().count("render") < 2 if (
+            fake_quarto / "quarto-calls.txt").exists() else True:
+        assert time.monotonic() < deadline, "the two quarto processes did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err == "sgdlab: interrupted\n"
+    assert not (root / "_book").exists()
 
 
 def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_path):

@@ -9,6 +9,7 @@ with its `_freeze/` (the chapters it need not execute next time: freeze.py).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -78,8 +79,20 @@ def _swap_in(new: Path, old: Path) -> None:
 
 def _start(quarto: str, to: str | None, copy: Path, env: dict) -> subprocess.Popen:
     cmd = [quarto, "render"] + ([] if to is None else ["--to", to])
+    # A process group of its own, so that stopping it stops what it started (Pandoc, LaTeX, its Python).
     return subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
+                            errors="replace", start_new_session=hasattr(os, "killpg"))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a render and everything in its process group."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
 
 
 def _run_all(procs: dict[str, subprocess.Popen], progress: bool) -> dict[str, tuple[int, list[str]]]:
@@ -94,8 +107,7 @@ def _run_all(procs: dict[str, subprocess.Popen], progress: bool) -> dict[str, tu
                 print(f"[{name}] {line}" if len(procs) > 1 else line, end="", file=sys.stderr)
         if proc.wait() != 0:
             for other in procs.values():
-                if other.poll() is None:
-                    other.terminate()
+                _stop(other)
 
     threads = [threading.Thread(target=pump, args=item, daemon=True) for item in procs.items()]
     try:
@@ -103,11 +115,13 @@ def _run_all(procs: dict[str, subprocess.Popen], progress: bool) -> dict[str, tu
             t.start()
         for t in threads:
             t.join()
-    finally:  # Ctrl-C reached Quarto too (same process group); make sure nothing outlives us
+    finally:  # after Ctrl-C or a failure: nothing we started outlives us
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
+            _stop(proc)
             proc.wait()
+        for t in threads:  # each ends at its pipe's end of file; then the pipes can close
+            t.join(timeout=5)
+        for proc in procs.values():
             proc.stdout.close()
     return {name: (proc.returncode, list(tails[name])) for name, proc in procs.items()}
 
