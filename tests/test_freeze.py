@@ -44,7 +44,7 @@ def test_frozen_outputs_without_a_stamp_are_discarded(project):
     (lambda root, mp: (root / "_quarto.yml").write_text("project:\n  type: book\nexecute:\n  freeze: auto\n"),
      "_quarto.yml"),
     (lambda root, mp: (root / "meta.yml").write_text("mainfont: B\n"), "_quarto.yml or its metadata files"),
-    (lambda root, mp: mp.setattr(freeze.metadata, "version", lambda name: "9.9"), "library versions changed"),
+    (lambda root, mp: mp.setattr(cache.metadata, "version", lambda name: "9.9"), "library versions changed"),
     (lambda root, mp: mp.setenv("SGDLAB_NO_CACHE", "1"), "SGDLAB_NO_CACHE is set"),
 ])
 def test_any_change_it_cannot_see_discards_every_frozen_output(project, monkeypatch, change, why):

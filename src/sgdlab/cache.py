@@ -53,14 +53,20 @@ def source_digest(package: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    found = {"python": sys.version, "machine": f"{sys.platform}-{platform.machine()}"}
-    for package in ("torch", "numpy", "pandas"):
+def library_versions(names) -> dict[str, str]:
+    """The installed version of each distribution named, "absent" for one that is not installed."""
+    found = {}
+    for name in names:
         try:
-            found[package] = metadata.version(package)
+            found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            found[package] = "absent"
+            found[name] = "absent"
     return found
+
+
+def _versions() -> dict[str, str]:
+    return {"python": sys.version, "machine": f"{sys.platform}-{platform.machine()}",
+            **library_versions(("torch", "numpy", "pandas"))}
 
 
 # Taken once, at import: the code this process runs is the code imported now, even if the files change later.

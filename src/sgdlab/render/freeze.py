@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -36,18 +35,13 @@ def _file_digest(path: Path) -> str:
 
 def inputs(root: Path) -> dict:
     """Everything a chapter's executed output depends on besides its own .qmd, as data."""
-    from ..cache import SOURCE_DIGEST  # imported here: the digest is taken at import, of this package
+    from ..cache import SOURCE_DIGEST, library_versions  # the digest is taken at import, of this package
 
     config = root / "_quarto.yml"
     meta_files = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("metadata-files") or [] \
         if config.is_file() else []
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return {"package": SOURCE_DIGEST, "python": sys.version, "executable": sys.executable, "libraries": versions,
+    return {"package": SOURCE_DIGEST, "python": sys.version, "executable": sys.executable,
+            "libraries": library_versions(LIBRARIES),
             "config": {name: _file_digest(root / name) for name in ["_quarto.yml", *map(str, meta_files)]}}
 
 
