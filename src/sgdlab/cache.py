@@ -106,11 +106,11 @@ def key_for(name: str, arguments: dict) -> dict | None:
     """Everything an entry depends on (its name, arguments, the source digest, versions) as JSON-ready
     data; None if an argument cannot be written down (then there is nothing to cache against)."""
     try:
-        tree, arrays = serial.encode(arguments)
+        tree, array_digests = serial.fingerprint(arguments)
     except TypeError:
         return None
-    return {"function": name, "arguments": tree, "arrays": {k: serial.array_digest(a) for k, a in arrays.items()},
-            "source": SOURCE_DIGEST, "versions": VERSIONS}
+    return {"function": name, "arguments": tree, "arrays": array_digests, "source": SOURCE_DIGEST,
+            "versions": VERSIONS}
 
 
 def _entry_dir(name: str, key: dict) -> Path:

@@ -87,11 +87,9 @@ def _digest(arguments: dict) -> str | None:
     """SHA-256 of the arguments as data (a result's tree and its arrays' digests), None if they are not
     data: the key stays small however large the results a figure shows."""
     try:
-        tree, arrays = serial.encode(arguments)
+        return hashlib.sha256(json.dumps(serial.fingerprint(arguments), sort_keys=True).encode()).hexdigest()
     except TypeError:
         return None
-    text = json.dumps([tree, {k: serial.array_digest(a) for k, a in arrays.items()}], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ReportFigure:

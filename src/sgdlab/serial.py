@@ -45,6 +45,13 @@ def encode(obj) -> tuple[object, dict[str, np.ndarray]]:
     return _Encoder(arrays).node(obj, "result"), arrays
 
 
+def fingerprint(obj) -> tuple[object, dict[str, str]]:
+    """(JSON-ready tree, SHA-256 of each array by name): obj written down without its array bytes,
+    for keys and digests; TypeError as for `encode`."""
+    tree, arrays = encode(obj)
+    return tree, {k: array_digest(a) for k, a in arrays.items()}
+
+
 def decode(tree, arrays: dict[str, np.ndarray]):
     """The object `encode` wrote down."""
     return _node(tree, arrays)
