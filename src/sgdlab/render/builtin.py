@@ -103,6 +103,7 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
                disable=None if progress else True, file=sys.stderr)
     running: list[str] = []
     started_at: dict[int, float] = {}
+    seconds: dict[int, float] = {}  # what each executed chapter took, for the cache's log
 
     def started(j: int) -> None:
         started_at[todo[j]] = time.perf_counter()
@@ -111,7 +112,7 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
 
     def finished(j: int) -> None:
         k = todo[j]
-        started_at[k] = time.perf_counter() - started_at[k]  # now the seconds it took
+        seconds[k] = time.perf_counter() - started_at[k]
         running.remove(work[k].name)
         bar.set_postfix_str(", ".join(running), refresh=False)
         bar.update()
@@ -120,7 +121,7 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
         fresh = run_chapters([work[k] for k in todo], book.execute, jobs, on_start=started, on_done=finished)
     for k, run in zip(todo, fresh, strict=True):
         runs[k] = run
-        stored.save(work[k], keys[k], book.execute, run, started_at[k])
+        stored.save(work[k], keys[k], book.execute, run, seconds[k])
     return runs
 
 

@@ -155,16 +155,15 @@ def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 
             which = f" --to {name}" if len(outcome) > 1 else ""
             raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/_book is unchanged:\n"
                               + "\n".join(tail))
-        built = [copy / book.relative_to(root) for copy in copies.values()]
-        if not all(b.is_dir() for b in built):
+        out = book.relative_to(root)
+        if not all((copy / out).is_dir() for copy in copies.values()):
             raise RenderError(f"quarto render wrote no {book.name}/ (is `output-dir` set in _quarto.yml?)")
-        for other in built[1:]:  # the PDF render's file(s) beside the HTML render's pages
-            _merge(other, built[0])
-        for copy in list(copies.values())[1:]:
-            if (copy / FREEZE_DIR).is_dir():
-                _merge(copy / FREEZE_DIR, built[0].parent / FREEZE_DIR)
-        _swap_in(built[0], book)
-        first = next(iter(copies.values()))
+        first, *others = copies.values()
+        for other in others:  # the PDF render's file(s) beside the HTML render's pages, and its frozen outputs
+            for made in (out, Path(FREEZE_DIR)):
+                if (other / made).is_dir():
+                    _merge(other / made, first / made)
+        _swap_in(first / out, book)
         if (first / FREEZE_DIR).is_dir():
             _swap_in(first / FREEZE_DIR, root / FREEZE_DIR)
     found = [book / "index.html"] if to in ("html", "all") else []
