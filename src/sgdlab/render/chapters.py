@@ -32,8 +32,8 @@ def key(job: Job, project_execute: dict, root: Path, inputs: dict) -> dict | Non
     if not cache.enabled() or not plan:  # no code: nothing to execute, nothing to keep
         return None
     code = [PREAMBLE] + [f"{what}: {text}" for _, what, text in plan]
-    where = job.cwd.resolve().relative_to(root.resolve()).as_posix() if job.cwd.resolve().is_relative_to(
-        root.resolve()) else str(job.cwd)
+    cwd, base = job.cwd.resolve(), root.resolve()
+    where = cwd.relative_to(base).as_posix() if cwd.is_relative_to(base) else str(cwd)
     return cache.key_for(_name(job), {"code": code, "execute": project_execute, "cwd": where, "inputs": inputs})
 
 
