@@ -18,7 +18,7 @@ import re
 
 import pandas as pd
 
-from . import display
+from . import display, i18n
 
 # A cell that reads as a number (right-aligned); "—", "-" and "" are the tables' "no value".
 NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|")
@@ -107,6 +107,7 @@ def setup() -> None:
     if shell is None:
         return
     display.activate()  # figures drawn once per result and display settings (display.py)
+    i18n.use_fonts()  # a Chinese chapter's figures need a CJK font, set before any figure's cache key
     formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(pd.DataFrame, lambda df: None)
     formatters["text/markdown"].for_type(pd.DataFrame, markdown_table)

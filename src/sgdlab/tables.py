@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .experiments import ARTICLE_BASELINE, BaselineResult, OrderSpreadResult
+from .i18n import t
 
 IMPLEMENTATION_NAMES = {
     "scratch": "scratch (hand-written sgd)",
@@ -17,17 +18,18 @@ def baseline_comparison(result: BaselineResult) -> pd.DataFrame:
     """One column per implementation plus the article's printed numbers, one row per quantity."""
     rows = result.final.set_index("implementation")
     table = pd.DataFrame({
-        IMPLEMENTATION_NAMES[name]: [
+        t(IMPLEMENTATION_NAMES[name]): [
             f"{r.final_loss:.6f}", f"{r.w1_error:+.4f}", f"{r.w2_error:+.4f}", f"{r.b_error:+.4f}",
             f"{r.final_loss:.3e}",
         ]
         for name, r in rows.iterrows()
-    }, index=["training loss (printed as the article)", "w₁ error", "w₂ error", "b error", "training loss"])
-    table["the article (published)"] = [
+    }, index=[t(q) for q in ("training loss (printed as the article)", "w₁ error", "w₂ error", "b error",
+                             "training loss")])
+    table[t("the article (published)")] = [
         f"{ARTICLE_BASELINE['final_loss']:.6f}", f"{ARTICLE_BASELINE['w_error'][0]:+.4f}",
         f"{ARTICLE_BASELINE['w_error'][1]:+.4f}", f"{ARTICLE_BASELINE['b_error']:+.4f}", "—",
     ]
-    table.index.name = "quantity"
+    table.index.name = t("quantity")
     return table
 
 
@@ -41,10 +43,11 @@ def order_spread(result: OrderSpreadResult) -> pd.DataFrame:
         ("b error", "b_error", ARTICLE_BASELINE["b_error"], "{:+.6f}", "{:+.4f}"),
     ]
     return pd.DataFrame(
-        [{"quantity": label, "min over orders": fmt.format(f[col].min()), "max over orders": fmt.format(f[col].max()),
-          "printed (all orders)": " / ".join(sorted({printed.format(v) for v in f[col]})),
-          "the article": printed.format(article)} for label, col, article, fmt, printed in rows]
-    ).set_index("quantity")
+        [{t("quantity"): t(label), t("min over orders"): fmt.format(f[col].min()),
+          t("max over orders"): fmt.format(f[col].max()),
+          t("printed (all orders)"): " / ".join(sorted({printed.format(v) for v in f[col]})),
+          t("the article"): printed.format(article)} for label, col, article, fmt, printed in rows]
+    ).set_index(t("quantity"))
 
 
 def loss_over_floor(result: BaselineResult, epoch: int, implementation: str = "scratch") -> float:
