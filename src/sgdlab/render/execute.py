@@ -93,11 +93,13 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True)
 class Job:
-    """One chapter to execute: its parsed document, its name for messages, the kernel's directory."""
+    """One chapter to execute: its parsed document, its name for messages, the kernel's directory, and
+    what the kernel's environment adds to ours (Quarto's QUARTO_DOCUMENT_* variables)."""
 
     doc: Doc
     name: str
     cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
 
 
 async def _execute(job: Job, project_execute: dict, executing: Callable[[NotebookClient | None], None]) -> ChapterRun:
@@ -122,7 +124,7 @@ async def _execute(job: Job, project_execute: dict, executing: Callable[[Noteboo
     try:
         # The kernel's own stderr (transport warnings, debugger notices) is noise for a reader;
         # errors of the code reach us through the messaging protocol instead.
-        await client.async_start_new_kernel(stderr=subprocess.DEVNULL)
+        await client.async_start_new_kernel(stderr=subprocess.DEVNULL, env={**os.environ, **job.env})
         await client.async_start_new_kernel_client()
         executing(client)
         await client.async_execute_cell(nb.cells[0], 0, store_history=False)

@@ -40,15 +40,17 @@ def inputs(root: Path) -> dict:
     config = root / "_quarto.yml"
     meta_files = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("metadata-files") or [] \
         if config.is_file() else []
+    # every profile's file, whichever edition renders: the editions share _freeze/ and must agree on it
+    profiles = sorted(p.name for p in root.glob("_quarto-*.yml"))
     return {"package": SOURCE_DIGEST, "python": sys.version, "executable": sys.executable,
             "libraries": library_versions(LIBRARIES),
-            "config": {name: _file_digest(root / name) for name in ["_quarto.yml", *map(str, meta_files)]}}
+            "config": {name: _file_digest(root / name) for name in ["_quarto.yml", *profiles, *map(str, meta_files)]}}
 
 
 def _changed(old: dict, new: dict) -> str:
     """What differs, in a few words."""
     words = {"package": "src/sgdlab changed", "python": "another Python", "executable": "another Python",
-             "libraries": "library versions changed", "config": "_quarto.yml or its metadata files changed"}
+             "libraries": "library versions changed", "config": "_quarto.yml, a profile or a metadata file changed"}
     found = sorted({words.get(k, k) for k in new if old.get(k) != new[k]})
     return ", ".join(found) or "the stored inputs differ"
 

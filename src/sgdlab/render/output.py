@@ -14,6 +14,7 @@ import yaml
 
 from ..notebook import NUMBER
 from .book import Book, RenderError
+from .words import html_lang, words
 
 HERE = Path(__file__).parent
 # Warnings that mean a reader would see something broken; other pandoc warnings are cosmetic.
@@ -64,7 +65,8 @@ def html_to_markdown(html: str) -> str:
 def _common(book: Book, build: Path, fmt: str) -> list[str]:
     """Arguments shared by both outputs: metadata, bibliography, table of contents (a metadata
     file per format: the two conversions run at once)."""
-    meta = {"title": book.title, "lang": "en", "link-citations": True, **book.meta}
+    meta = {"title": book.title, "lang": html_lang(book.lang), "link-citations": True,
+            "toc-title": words(book.lang, book.language)["toc-title-document"], **book.meta}
     (build / f"metadata-{fmt}.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
             f"--metadata-file=metadata-{fmt}.yaml", f"--resource-path=.:{book.root}",
@@ -78,15 +80,20 @@ def _common(book: Book, build: Path, fmt: str) -> list[str]:
     return args
 
 
-def write_html(markdown: str, book: Book, build: Path) -> Path:
-    """One self-contained page: MathML, embedded images and CSS, no network at view time."""
+def write_html(markdown: str, book: Book, build: Path, switch: str = "") -> Path:
+    """One self-contained page: MathML, embedded images and CSS, no network at view time.
+
+    switch: the language switch's HTML (editions.py), at the top of the page.
+    """
     out = build / "index.html"
     args = [f"--css={css}" for css in [HERE / "style.css", *book.css()] if css.is_file()]
+    nav = ""
     if "pdf" in book.downloads:  # Quarto's `book: downloads: [pdf]`: a link to the book's PDF
-        nav = build / "downloads.html"
-        nav.write_text(f'<nav id="downloads"><a href="{book.slug}.pdf" title="Download PDF">'
-                       "Download PDF</a></nav>\n", encoding="utf-8")
-        args.append(f"--include-before-body={nav.name}")
+        label = f"{words(book.lang, book.language)['tools-download']} PDF"
+        nav = f'<nav id="downloads"><a href="{book.slug}.pdf" title="{label}">{label}</a></nav>\n'
+    if nav or switch:
+        (build / "before-body.html").write_text(switch + nav, encoding="utf-8")
+        args.append("--include-before-body=before-body.html")
     pandoc([*_common(book, build, "html"), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
             *args, "-o", out.name], markdown, build)
     out.write_text(drop_repeated_assets(out.read_text(encoding="utf-8")), encoding="utf-8")
