@@ -1,0 +1,74 @@
+"""Figures and tables in the document's language (i18n.py): which language, every word translated, a CJK font."""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from pathlib import Path
+
+import matplotlib.text
+import pytest
+
+from sgdlab import experiments, i18n, interactive, tables
+from sgdlab.plots import baseline
+
+SRC = Path(i18n.__file__).parent
+CJK = re.compile(r"[\u4e00-\u9fff]")
+# Names that stay as they are in Chinese: methods, formats, code.
+KEPT = {"SGD", "SVRG", "Robbins", "Monro", "Polyak", "Ruppert", "float32", "float64", "eps", "inf", "tr", "Cov",
+        "sgd", "nn", "Linear", "optim", "sha256", "torch", "toy", "clean", "noisy", "bias", "piecewise", "loss"}
+
+
+@pytest.mark.parametrize("env, lang", [
+    ({}, "en"), ({"QUARTO_DOCUMENT_FILE": "01-baseline.qmd"}, "en"),
+    ({"QUARTO_DOCUMENT_FILE": "01-baseline.zh.qmd"}, "zh"), ({"QUARTO_DOCUMENT_FILE": "index.zh.qmd"}, "zh"),
+    ({"QUARTO_DOCUMENT_FILE": "01-baseline.zh.qmd", "SGDLAB_LANG": "en"}, "en"),
+    ({"SGDLAB_LANG": "zh"}, "zh"),
+])
+def test_the_language_is_the_documents(env, lang):
+    assert i18n.language(env) == lang
+
+
+def test_an_unknown_language_is_one_clear_error():
+    with pytest.raises(ValueError, match="SGDLAB_LANG='fr': use one of en, zh"):
+        i18n.language({"SGDLAB_LANG": "fr"})
+
+
+def test_every_literal_word_of_the_figures_and_tables_has_a_translation():
+    """Each `t("…")` of the package, and each word explore.js looks up, is in words-zh.yml."""
+    keys = {node.args[0].value for path in SRC.rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "t" and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)}
+    assert len(keys) > 150
+    zh = i18n.vocabulary("zh")
+    assert sorted(k for k in keys if k not in zh) == []
+    assert interactive.script_words() == {}  # English: nothing embedded
+    assert len(i18n.words(list(zh), "zh")) == len(zh)
+
+
+def _texts(fig) -> list[str]:
+    return [a.get_text() for a in fig.findobj(matplotlib.text.Text) if a.get_text().strip()]
+
+
+def test_english_figures_keep_their_words():
+    texts = _texts(baseline.baseline_loss.draw(experiments.baseline()))
+    assert {"epoch", "training loss (½ squared error)", "closed-form floor", "scratch", "concise"} <= set(texts)
+
+
+def test_chinese_figures_and_tables_have_chinese_words_in_a_font_that_has_them(monkeypatch):
+    """Chapter 1's figures and tables in Chinese: their words CJK (names and symbols kept), and no glyph
+    missing from the fonts (matplotlib warns for each one it draws as a box)."""
+    monkeypatch.setenv("SGDLAB_LANG", "zh")
+    result = experiments.baseline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures = [baseline.baseline_data.draw(result), baseline.baseline_loss.draw(result)]
+        for fig in figures:
+            fig.savefig(Path("/dev/null"), format="png")
+    texts = [t for fig in figures for t in _texts(fig)]
+    assert {"迭代周期", "解析解给出的下限", "从零实现", "简洁实现", "特征 $x_2$"} <= set(texts)
+    words = {w for t in texts for w in re.findall(r"[A-Za-z_]\w{2,}", re.sub(r"\$[^$]*\$", "", t))}
+    assert words <= KEPT, words - KEPT
+    table = tables.baseline_comparison(result)
+    assert all(CJK.search(c) for c in [*table.columns, table.index.name, *table.index]), table.columns
