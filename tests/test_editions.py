@@ -22,7 +22,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]")
 # What is not prose: math, code, the bibliography's entries, scripts and styles, the switch, figures' SVG.
-NOT_PROSE = re.compile(r"<(math|code|pre|script|style|svg|nav)\b.*?</\1>|<div id=\"refs\".*?</div>\s*</div>", re.S)
+NOT_PROSE = re.compile(r"<(math|code|pre|script|style|svg|nav)\b.*?</\1>|<div id=\"refs\".*?</div>\s*</div>"
+                       r"|<div class=\"sgdlab-editions\">.*?</div>", re.S)
 
 
 def translated_pairs() -> list[tuple[str, str]]:
@@ -90,9 +91,10 @@ def test_builtin_writes_quartos_chinese_words(fixture_zh):
                  f">定理{nbsp}1.1</a>", f">引理{nbsp}2.1</a>", f">推论{nbsp}2.1</a>", f">定义{nbsp}2.1</a>",
                  f">式{nbsp}A.1</a>", ">章节 2</a>", ">小节 2.1</a>", ">小节 A.1</a>", ">附录 A</a>",
                  f"表{nbsp}2.1: Sizes of things.", "<strong>定理 1.1 (泰勒)</strong>", "<em>证</em>.",
-                 "附录 A</span> — 附加材料", "<summary>代码</summary>", "下载 PDF", "提示", "标注里的内联值",
+                 "附录 A</span> — 附加材料", "下载 PDF", "提示", "标注里的内联值",
                  f">1{nbsp} 甲</a>", ">附录 A — 附加材料</a>"]:  # the preface refers to chapters by their titles
         assert text in html, text
+    assert re.search(r"<summary>\s*代码\s*</summary>", html)
     assert not re.search(r">(Figure|Table|Equation|Theorem|Section|Appendix|Proof|Note|Code)\b", html)
 
 

@@ -117,6 +117,7 @@ class ReportFigure:
         shell = get_ipython()
         if shell is None:  # displayed outside IPython: nothing to cache against
             return {"text/plain": repr(self.draw())}
+        i18n.use_fonts()  # the language's fonts are part of the settings the key describes
         settings = display_settings(shell)
         name = f"{PREFIX}{self.function.__module__}.{self.function.__qualname__}"
         arguments = None if settings is None else _digest({"args": list(self.args), "kwargs": self.kwargs})

@@ -76,14 +76,23 @@ def _register_cjk_font() -> bool:
     return True
 
 
-def use_fonts() -> None:
-    """Give matplotlib a font for the current language (before any figure is drawn: figures cached by
-    their rcParams (display.py) must see the same settings every time)."""
-    if language() != "zh" or not _register_cjk_font():
-        return
-    import matplotlib
+_english_family: list | None = None  # font.family before Chinese figures changed it
 
-    matplotlib.rcParams["font.family"] = FONT_FAMILY
+
+def use_fonts() -> None:
+    """Give matplotlib the fonts of the current language: before a figure is drawn, and before a cached
+    figure's key is taken (display.py), whose rcParams must be those it is drawn with."""
+    global _english_family
+    if language() == "zh" and _register_cjk_font():
+        import matplotlib
+
+        if _english_family is None:
+            _english_family = list(matplotlib.rcParams["font.family"])
+        matplotlib.rcParams["font.family"] = FONT_FAMILY
+    elif _english_family is not None:  # back to English in the same process (tests, a reader's notebook)
+        import matplotlib
+
+        matplotlib.rcParams["font.family"], _english_family = _english_family, None
 
 
 def fit_fonts(fig) -> None:
