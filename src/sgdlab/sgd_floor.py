@@ -20,6 +20,24 @@ from .article_log import checked
 from .cache import cached
 
 
+def per_example_moments(Xa: torch.Tensor, c: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, M4) of the loss c·mean (x_iᵀθ − y_i)², float64: the mean of h_i = 2c·x_i x_iᵀ and of h_i ⊗ h_i.
+
+    M4 is laid out so that vec(mean h_i C h_i) = M4 vec(C).
+    """
+    h = 2 * c * Xa.double()[:, :, None] * Xa.double()[:, None, :]  # (n, p, p)
+    return h.mean(0), torch.einsum("nij,nkl->ikjl", h, h).reshape(h.shape[1] ** 2, -1) / len(h)
+
+
+def operator_parts(H: torch.Tensor, M4: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, K) of vec E[(I − ηH_B) C (I − ηH_B)] = (I − ηA + η²K) vec(C), batches of B drawn with replacement.
+
+    A = I⊗H + H⊗I and K = (1 − 1/B) H⊗H + M4/B: E[H_B C H_B] = (1 − 1/B) HCH + (1/B) mean h_i C h_i.
+    """
+    eye = torch.eye(H.shape[0], dtype=H.dtype)
+    return torch.kron(eye, H) + torch.kron(H, eye), (1 - 1 / batch_size) * torch.kron(H, H) + M4 / batch_size
+
+
 def _moments(X: torch.Tensor, y: torch.Tensor):
     """Float64 (H, Σ₁, M4, floor) of D2L's ½-loss on (X with its ones column, y).
 
@@ -29,11 +47,8 @@ def _moments(X: torch.Tensor, y: torch.Tensor):
     Xa = engine.augment(X.double(), True)
     fit = theory.least_squares(X, y, bias=True)
     r = Xa @ fit.theta - y.double()
-    n = Xa.shape[0]
-    outer = Xa[:, :, None] * Xa[:, None, :]  # (n, p, p)
-    H = outer.mean(0)
-    sigma1 = (r[:, None, None] ** 2 * outer).mean(0)
-    M4 = torch.einsum("nij,nkl->ikjl", outer, outer).reshape(Xa.shape[1] ** 2, -1) / n
+    H, M4 = per_example_moments(Xa)
+    sigma1 = (r[:, None, None] ** 2 * Xa[:, :, None] * Xa[:, None, :]).mean(0)
     return H, sigma1, M4, fit.loss_floor
 
 
@@ -44,10 +59,9 @@ def stationary_covariance(X, y, eta: float, batch_size: int) -> torch.Tensor:
     E[H_B C H_B] = (1 − 1/B) HCH + (1/B) mean x xᵀ C x xᵀ: one linear system in vec(C) (eq-lf-stationary-cov).
     """
     H, sigma1, M4, _ = _moments(X, y)
-    p, B = H.shape[0], batch_size
-    eye = torch.eye(p, dtype=torch.float64)
-    lhs = torch.kron(eye, H) + torch.kron(H, eye) - eta * ((1 - 1 / B) * torch.kron(H, H) + M4 / B)
-    return torch.linalg.solve(lhs, eta * sigma1.reshape(-1) / B).reshape(p, p)
+    A, K = operator_parts(H, M4, batch_size)
+    p = H.shape[0]
+    return torch.linalg.solve(A - eta * K, eta * sigma1.reshape(-1) / batch_size).reshape(p, p)
 
 
 def independent_excess(X, y, eta: float, batch_size: int) -> tuple[float, float]:
