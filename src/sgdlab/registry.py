@@ -26,6 +26,7 @@ from . import (
     remedies,
     sampling,
     sgd_floor,
+    stability,
     steepest,
     taylor,
     updates,
@@ -124,6 +125,8 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-descent-lemma",
      "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
      steepest.descent_lemma, steepest.DescentLemmaConfig, _figure("steepest.descent_lemma")),
+    ("steepest-stability", "SGD's step-size edges per sampling, exactly: the toy (1/9, 1/7, 0.204, 2/7) and D2L's data",
+     stability.stability, stability.StabilityConfig, None),
     ("steepest-rate", "linear convergence of gradient descent at η = 1/L and 2/(μ+L): predicted vs measured",
      steepest.rate, steepest.RateConfig, _figure("steepest.rate")),
     ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
@@ -174,6 +177,8 @@ _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     "floor-sgd-floor": (lambda c: c.burn_in + 1,
                         lambda c: ex.epoch_bytes(_N, 2 * c.runs * len(c.lrs), _steps(_N, c), 64)),
     "floor-remedies": (lambda c: c.average_from + 2, lambda c: ex.epoch_bytes(4, 8 * c.runs, 4, 64)),
+    # float64 and float32 runs, every epoch kept (no steps recorded)
+    "steepest-stability": (None, lambda c: ex.epoch_bytes(4, 2 * c.runs * len(c.reshuffled_etas), 1, 64)),
     "explore-floor": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, 2 * 144, 4, 64)),
     "floor-precision": (lambda c: 8, lambda c: ex.epoch_bytes(4, 2, 4, 256)),  # the clean run prints 0 in epoch 8
     "steepest-descent-lemma": (None, lambda c: ex.epoch_bytes(0, len(c.lr_factors), 1, 256)),
