@@ -11,7 +11,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sgdlab import data, engine, sampling, sgd_floor, stability, steepest
+from sgdlab import data, engine, sampling, sgd_floor, stability, steepest, taylor
 
 EPS = 2.0**-52  # float64's unit roundoff, doubled: the spacing of floats in [1, 2)
 TINY = Fraction(1, 10**12)
@@ -200,3 +200,57 @@ def test_baseline_edges_sit_between_two_over_LB_and_two_over_L(edges):
     b = edges.baseline.set_index("batch_size")
     assert (b.two_over_LB < b.edge).all() and (b.edge < b.two_over_L).all()
     assert b.loc[1, "edge"] < b.loc[10, "edge"]  # larger batches average the curvature: a wider stable range
+
+
+# --------------------------------------------------------------------------- float32 overflow past 2/L
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return taylor.baseline_problem(20)
+
+
+def test_overflow_growth_is_the_exact_iterate(baseline):
+    """½ Σλa²(1 − ηλ)^(2k) equals ½ΔᵀHΔ of Δ ← (I − ηH)Δ iterated in float64, and tends to ½La_L²ρ^(2k)."""
+    q, theta0 = baseline
+    L, _ = taylor.curvature_bounds(q.hessian)
+    eta = 2.1 / L
+    o = steepest.overflow(q, theta0, eta)
+    lam, U = torch.linalg.eigh(q.hessian)
+    a = U.T @ (theta0.double() - q.fit.theta)
+    delta = theta0.double() - q.fit.theta
+    step = torch.eye(3, dtype=torch.float64) - eta * q.hessian
+    for k in range(1, 401):
+        delta = step @ delta
+        if k % 100 == 0:
+            exact = float(0.5 * (lam * a**2 * (1 - eta * lam) ** (2 * k)).sum())
+            # k multiplications by a matrix of norm 1.1: relative rounding ≲ k·3·EPS
+            assert float(0.5 * delta @ q.hessian @ delta) == pytest.approx(exact, rel=k * 3 * EPS * 10)
+            others = float(0.5 * (lam[:-1] * a[:-1] ** 2 * (1 - eta * lam[:-1]) ** (2 * k)).sum())
+            # ρ^(2k) in float64 carries ≲ 2k·EPS relative error
+            assert o.top_growth * o.rho ** (2 * k) + others == pytest.approx(exact, rel=4 * k * EPS)
+            assert others < 1e-12 * exact  # the other components have decayed: the top term is the loss
+    assert o.top_growth < o.initial_excess  # only a small part of f0 − f* lies on the top eigenvector
+    assert o.bound_step < o.loss_step  # an upper bound passes the limit before the loss does
+    assert o.sum_step < o.loss_step  # and the float32 sum Σr² = 2n·f before either
+
+
+def test_overflow_prediction_is_the_engines_flag():
+    """The predicted first step with (n/c)·f(θ_k) > FLT_MAX is the step the float32 engine flags, for every η > 2/L."""
+    lemma = steepest.descent_lemma()
+    bad = lemma.sweep[lemma.sweep.diverged]
+    assert len(bad) >= 4
+    assert (bad.overflow_predicted.astype(int) == bad.diverged_step).all()
+    assert (bad.overflow_predicted < bad.overflow_loss).all()
+    s = lemma.summary()
+    assert s["overflow_predicted"] == s["diverged_steps"]
+
+
+def test_overflow_prediction_for_the_toy_in_its_own_loss():
+    """The toy's plain loss (c = 1): Σr² = n·f. Full-batch GD at lr 0.3 (η L = 2.1) flags where predicted."""
+    curv = steepest.curvature()
+    run = curv.toy_runs.set_index("variant").loc["full batch, lr 0.3"]
+    q, w0 = taylor.toy_problem(noisy=False, bias=False)
+    assert steepest.overflow(q, w0, 0.3).flag_step == run.diverged_step
+    with pytest.raises(ValueError, match="does not diverge"):
+        steepest.overflow(q, w0, 0.25)
