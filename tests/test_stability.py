@@ -254,3 +254,29 @@ def test_overflow_prediction_for_the_toy_in_its_own_loss():
     assert steepest.overflow(q, w0, 0.3).flag_step == run.diverged_step
     with pytest.raises(ValueError, match="does not diverge"):
         steepest.overflow(q, w0, 0.25)
+
+
+# --------------------------------------------------------------------------- the gradient step as a prox step
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 4), st.floats(0.05, 3.0))
+def test_gradient_step_minimises_the_local_model(seed, p, eta_L):
+    """On random quadratics: −η∇f minimises m (completed square), m ≥ f iff η ≤ 1/L, and then f drops ≥ (η/2)‖∇f‖²."""
+    g = torch.Generator().manual_seed(seed)
+    X, y = torch.randn(6, p, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    q = taylor.Quadratic(X, y, bias=False)
+    theta = torch.randn(p, generator=g, dtype=torch.float64)
+    lam, U = torch.linalg.eigh(q.hessian)
+    assume(float(lam[-1]) > 1e-3 and float(q.gradient(theta).norm()) > 1e-6)
+    eta = eta_L / float(lam[-1])
+    deltas = torch.cat([torch.randn(50, p, generator=g, dtype=torch.float64), U[:, -1:].T, -eta * U[:, -1:].T])
+    r = taylor.prox_check(q, theta, eta, deltas)
+    scale = 1 + float(q.value(theta)) + float((deltas**2).sum(1).max()) / eta
+    assert r.step_gap <= 1e-12 * scale  # an identity: only rounding of values of size `scale`
+    assert r.promised == pytest.approx(eta / 2 * float(q.gradient(theta) @ q.gradient(theta)), rel=1e-9)
+    if eta_L <= 1:
+        assert r.above >= -1e-12 * scale and r.above_exact >= -1e-12 * float(lam[-1])
+        assert r.decrease >= r.promised - 1e-12 * scale
+    else:
+        assert r.above_exact < 0 and r.above < 0  # along the top eigenvector the model dips below f
