@@ -105,6 +105,8 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
      sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
     ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
      remedies.remedies, remedies.RemediesConfig, _figure("sampling.remedies")),
+    ("floor-misspecified", "the floor as model error plus noise: D2L's data fitted without b, x₂ or x₁",
+     loss_floor.misspecified, loss_floor.MisspecifiedConfig, None),
     ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
      capacity.noise_floor_sweep, capacity.NoiseFloorConfig, _figure("loss_floor.noise_floor")),
     ("floor-capacity", "polynomial features of growing degree: training loss to zero, test loss above the floor",

@@ -1,0 +1,87 @@
+"""Chapter 2's closed forms of issue 17: model error plus noise, averaging's bias, Theorem 2.2's bound, reshuffling."""
+
+import itertools
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from sgdlab import data, loss_floor, theory
+
+EPS = 2.0**-52
+
+
+def exact_floor(X: list[list[Fraction]], y: list[Fraction]) -> Fraction:
+    """min_θ (1/2n)‖Xθ − y‖² in rationals: normal equations solved by Gauss–Jordan elimination."""
+    p, n = len(X[0]), len(X)
+    A = [[sum(X[i][a] * X[i][b] for i in range(n)) for b in range(p)] + [sum(X[i][a] * y[i] for i in range(n))]
+         for a in range(p)]
+    for col in range(p):
+        pivot = next(r for r in range(col, p) if A[r][col] != 0)
+        A[col], A[pivot] = A[pivot], A[col]
+        A[col] = [v / A[col][col] for v in A[col]]
+        for r in range(p):
+            if r != col:
+                A[r] = [v - A[r][col] * w for v, w in zip(A[r], A[col], strict=True)]
+    theta = [A[a][p] for a in range(p)]
+    fitted = [sum(x * t for x, t in zip(row, theta, strict=True)) for row in X]
+    return sum((u - v) ** 2 for u, v in zip(fitted, y, strict=True)) / (2 * n)
+
+
+# --------------------------------------------------------------------------- model error plus noise (item 16)
+
+
+def test_misspecified_floor_exactly_over_every_noise_vector():
+    """E over ε ∈ {−σ, σ}ⁿ (mean 0, Cov σ²I, not Gaussian) of the floor is (1/2n)‖(I − P)f‖² + (σ²/2)(n − p)/n.
+
+    Every one of the 2ⁿ noise vectors is solved exactly in Fractions.
+    """
+    X = [[Fraction(v), Fraction(1)] for v in (0, 1, 3, 4, 7)]  # a slope and an intercept
+    f = [Fraction(v) for v in (1, -2, 5, 0, 3)]  # not on a line: the model is misspecified
+    sigma, n, p = Fraction(1, 3), 5, 2
+    floors = [exact_floor(X, [fi + s * sigma for fi, s in zip(f, signs, strict=True)])
+              for signs in itertools.product((-1, 1), repeat=n)]
+    expected = sum(floors) / len(floors)
+    model_error = exact_floor(X, f)
+    assert expected == model_error + sigma**2 / 2 * Fraction(n - p, n)
+    got = theory.misspecified_floor(torch.tensor([[float(v) for v in row] for row in X]),
+                                    torch.tensor([float(v) for v in f]), float(sigma))
+    # float64 least squares on a 5×2 design of condition ≈ 10: a few ulp of the values
+    assert got[0] == pytest.approx(float(model_error), rel=1e-12)
+    assert got[1] == pytest.approx(float(sigma**2 / 2 * Fraction(n - p, n)), rel=4 * EPS)
+
+
+def test_misspecified_floor_by_the_projection_matrix():
+    """On D2L's design without b: the model error is (1/2n) fᵀ(I − P)f with P = X(XᵀX)⁻¹Xᵀ formed explicitly."""
+    ds = data.d2l_data(data.generator(20))
+    X = ds.X.double()
+    f = X @ torch.tensor(data.TRUE_W, dtype=torch.float64) + data.TRUE_B
+    P = X @ torch.linalg.solve(X.T @ X, X.T)
+    residual = f - P @ f
+    model_error, noise = theory.misspecified_floor(X, f, 0.01)
+    assert model_error == pytest.approx(float(residual @ residual) / (2 * ds.n), rel=1e-10)  # cond(XᵀX) ≈ 1
+    assert noise == pytest.approx(0.01**2 / 2 * float(torch.trace(torch.eye(ds.n, dtype=torch.float64) - P)) / ds.n,
+                                  rel=1e-10)
+
+
+def test_misspecified_experiment_floors_are_least_squares_and_near_their_expectation():
+    r = loss_floor.misspecified()
+    ds = data.d2l_data(data.generator(20))
+    X, y = ds.X.double().numpy(), ds.y.double().numpy()
+    cols = {"x1": X[:, 0], "x2": X[:, 1], "b": np.ones(ds.n)}
+    for name, keep in loss_floor.MODELS.items():
+        A = np.column_stack([cols[k] for k in keep])
+        beta = np.linalg.lstsq(A, y, rcond=None)[0]
+        row = r.at(name)
+        assert row.floor == pytest.approx(float(np.mean((A @ beta - y) ** 2) / 2), rel=1e-10)
+        assert row.expected == row.model_error + row.noise
+        # realised − expected = (1/2n)(2fᵀ(I−P)ε + ‖(I−P)ε‖² − σ²(n−p)): sd (1/2n)·√(4σ²‖(I−P)f‖² + 2σ⁴(n−p))
+        sd = math.sqrt(4e-4 * 2 * ds.n * row.model_error + 2e-8 * (ds.n - row.p)) / (2 * ds.n)
+        assert abs(row.floor - row.expected) < 5 * sd
+    assert r.at("x₁, x₂, b (D2L's)").model_error < 1e-20  # the true model: no model error
+    assert r.at("no b").floor > r.at("no x₂").floor > 1e4 * r.at("x₁, x₂, b (D2L's)").floor
+    assert r.table().shape == (4, 5)
+    json.dumps(r.summary(), allow_nan=False)
