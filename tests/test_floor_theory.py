@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgdlab import data, loss_floor, theory
+from sgdlab import averaging, cycle, data, loss_floor, sampling, stats, theory
 
 EPS = 2.0**-52
 
@@ -84,4 +84,61 @@ def test_misspecified_experiment_floors_are_least_squares_and_near_their_expecta
     assert r.at("x₁, x₂, b (D2L's)").model_error < 1e-20  # the true model: no model error
     assert r.at("no b").floor > r.at("no x₂").floor > 1e4 * r.at("x₁, x₂, b (D2L's)").floor
     assert r.table().shape == (4, 5)
+    json.dumps(r.summary(), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- averaging (item 20)
+
+
+def test_reshuffled_average_bias_and_its_excess():
+    b = averaging.averaging_bias(Fraction(3, 100))
+    assert b.excess == Fraction(7, 2) * b.offset**2 and b.floor == Fraction(1, 1120)
+    assert 0 < b.offset < b.epoch_end_offset  # within-epoch iterates sit nearer w* than the epoch ends
+    # to leading order the average sits where the epoch ends do, 3/70·η (cycle_constants)
+    small = averaging.averaging_bias(Fraction(1, 10**5))
+    assert float(small.offset / (cycle.cycle_constants()[1] * small.eta)) == pytest.approx(1, abs=1e-3)
+
+
+def test_averaged_rms_with_replacement_against_every_draw_sequence():
+    """The recursion's rms of the running average equals the mean over all 4^7 sequences, computed directly."""
+    eta, e0, start, steps = 0.03, 0.5, 2, 5
+    ab = sampling._toy_steps(Fraction(eta))
+    a, c = (np.array([float(v) for v in col]) for col in zip(*ab, strict=True))
+    seqs = np.array(list(itertools.product(range(4), repeat=start + steps - 1)))  # draws 1 .. start + steps − 1
+    e = np.full(len(seqs), e0)
+    trail = []
+    for t in range(seqs.shape[1]):
+        e = a[seqs[:, t]] * e + c[seqs[:, t]]
+        trail.append(e)
+    iterates = np.stack(trail[start - 1 :], 1)  # e_start … e_{start+steps−1}
+    direct = np.sqrt(((np.cumsum(iterates, 1) / np.arange(1, steps + 1)) ** 2).mean(0))
+    # two float64 routes to the same sums of a few thousand O(1) terms: agreement to ~1e-13 relative
+    assert averaging.averaged_rms_with_replacement(eta, e0, start, steps) == pytest.approx(direct, rel=1e-11)
+
+
+def test_asymptotic_rms_is_the_recursions_limit_and_polyak_juditsky_as_eta_vanishes():
+    eta, T = 0.03, 400_000
+    exact = averaging.averaged_rms_with_replacement(eta, 0.0, 10_000, T)[-1]
+    fixed, _ = averaging.asymptotic_rms(eta, T)
+    # Var(mean) = σ²_LR/T − O(1/((1 − E a)T²)): relative correction ≲ 1/((1 − E a)·T), 1 − E a = 7η
+    assert exact == pytest.approx(fixed, rel=10 / (7 * eta * T))
+    tiny = averaging.asymptotic_rms(1e-6, 1)
+    assert tiny[0] == pytest.approx(tiny[1], rel=1e-4)  # the two agree to O(η) as η → 0
+
+
+@pytest.fixture(scope="module")
+def averaged():
+    return averaging.averaging(averaging.AveragingConfig(runs=16, epochs=400))
+
+
+def test_averaging_on_the_engine(averaged):
+    """Reshuffled: the average lands on the exact biased limit; with replacement its rms is the exact one."""
+    r = averaged
+    assert r.reshuffled_offset == pytest.approx(float(r.bias.offset), abs=5 * r.reshuffled_offset_se)
+    assert abs(r.reshuffled_offset) > 50 * r.reshuffled_offset_se  # and it is not w*
+    # K independent runs, each average ~ N(0, v) (a mean of ~1600 iterates): K·rms²/v ~ χ²_K
+    K = r.config.runs
+    ratio = K * (r.replacement_rms[-1] / r.replacement_exact[-1]) ** 2
+    assert 1e-3 < float(stats.chi2_cdf(torch.tensor(ratio), K)) < 1 - 1e-3
+    assert r.slope(r.replacement_exact) == pytest.approx(-0.5, abs=0.05)  # t^(−1/2), up to the 1/T² term
     json.dumps(r.summary(), allow_nan=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import (
     article_log,
+    averaging,
     bias_run,
     capacity,
     cycle,
@@ -105,6 +106,8 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
      sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
     ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
      remedies.remedies, remedies.RemediesConfig, _figure("sampling.remedies")),
+    ("floor-averaging", "Polyak–Ruppert averages: biased under reshuffling (exactly), t^(−1/2) with replacement",
+     averaging.averaging, averaging.AveragingConfig, None),
     ("floor-misspecified", "the floor as model error plus noise: D2L's data fitted without b, x₂ or x₁",
      loss_floor.misspecified, loss_floor.MisspecifiedConfig, None),
     ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
@@ -179,6 +182,7 @@ _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     "floor-sgd-floor": (lambda c: c.burn_in + 1,
                         lambda c: ex.epoch_bytes(_N, 2 * c.runs * len(c.lrs), _steps(_N, c), 64)),
     "floor-remedies": (lambda c: c.average_from + 2, lambda c: ex.epoch_bytes(4, 8 * c.runs, 4, 64)),
+    "floor-averaging": (lambda c: c.average_from + 1, lambda c: ex.epoch_bytes(4, 2 * c.runs, 4, 64)),
     # float64 and float32 runs, every epoch kept (no steps recorded)
     "steepest-stability": (None, lambda c: ex.epoch_bytes(4, 2 * c.runs * len(c.reshuffled_etas), 1, 64)),
     "explore-floor": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, 2 * 144, 4, 64)),
