@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgdlab import averaging, cycle, data, loss_floor, sampling, stats, theory
+from sgdlab import averaging, cycle, data, engine, experiments, loss_floor, sampling, sgd_floor, stats, theory
 
 EPS = 2.0**-52
 
@@ -142,3 +142,47 @@ def test_averaging_on_the_engine(averaged):
     assert 1e-3 < float(stats.chi2_cdf(torch.tensor(ratio), K)) < 1 - 1e-3
     assert r.slope(r.replacement_exact) == pytest.approx(-0.5, abs=0.05)  # t^(−1/2), up to the 1/T² term
     json.dumps(r.summary(), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- Theorem 2.2's bound (item 3)
+
+
+@pytest.fixture(scope="module")
+def d2l():
+    ds, _, _ = experiments.article_start(20)
+    return ds.X.double(), ds.y.double()
+
+
+def test_fixed_step_bound_is_above_the_exact_excess(d2l):
+    X, y = d2l
+    for eta in (0.003, 0.03, 0.1):
+        r = sgd_floor.fixed_step_bound(X, y, eta, 10)
+        assert r.exact < r.at_least <= r.bound  # an upper bound; ≥ ηL·M0/(2c) whatever the constants
+
+
+def test_fixed_step_constants_hold_and_are_tight(d2l):
+    """Var g(δ) ≤ M + M_V‖∇f‖² for every δ, with equality at δ* = (M_V H² − Q)⁻¹b: Var from per-example gradients."""
+    X, y = d2l
+    eta, B = 0.03, 10
+    r = sgd_floor.fixed_step_bound(X, y, eta, B)
+    M_V = 1 / (eta * r.L) - 1
+    Xa = engine.augment(X, True)
+    fit = theory.least_squares(X, y, bias=True)
+    H = Xa.T @ Xa / len(Xa)
+
+    def var_and_grad(delta):
+        g = (Xa @ (fit.theta + delta) - y)[:, None] * Xa  # each example's gradient, (n, p)
+        mean = g.mean(0)
+        return float(((g - mean) ** 2).sum(1).mean()) / B, float(mean @ mean)  # batches of B drawn independently
+
+    gen = torch.Generator().manual_seed(3)
+    scales = 10.0 ** torch.arange(-4, 1, dtype=torch.float64).repeat(4)[:, None]  # δ from 1e-4 to 1
+    for delta in torch.randn(20, 3, generator=gen, dtype=torch.float64) * scales:
+        var, grad_sq = var_and_grad(delta)
+        assert var <= r.M + M_V * grad_sq + 1e-12 * r.M
+    sq = (Xa * Xa).sum(1)
+    r_star = Xa @ fit.theta - y
+    Q = ((sq[:, None, None] * Xa[:, :, None] * Xa[:, None, :]).mean(0) - H @ H) / B
+    b = (sq * r_star) @ Xa / len(Xa) / B
+    var, grad_sq = var_and_grad(torch.linalg.solve(M_V * H @ H - Q, b))
+    assert var == pytest.approx(r.M + M_V * grad_sq, rel=1e-9)
