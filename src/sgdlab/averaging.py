@@ -79,9 +79,7 @@ def averaged_rms_with_replacement(eta: float, e0: float, start: int, steps: int)
     E[S e'] = Ea·E[S e] and E S'² = E S² + 2E[S e'] + E e'² (a, c independent of the past).
     """
     Ea, Ea2, Eac, Ec2 = _replacement_moments(eta)
-    m1, m2 = e0, e0 * e0
-    for _ in range(start):
-        m1, m2 = Ea * m1, Ea2 * m2 + 2 * Eac * m1 + Ec2
+    m1, m2 = Ea**start * e0, float(sampling.second_moment_with_replacement([eta] * start, e0)[-1])  # E e, E e²
     S_e, S2, out = m2, m2, [m2]  # S = e_start after the first term: E[S e] = E S² = E e²
     for _ in range(steps - 1):
         S_e_next = Ea * S_e  # E[S e'] with e' the next iterate

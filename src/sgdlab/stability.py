@@ -22,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from . import data, engine, sampling, sgd_floor, taylor
+from . import article_log, data, engine, sampling, sgd_floor, taylor
 from ._lazy import torch
 from .cache import cached
 
@@ -35,7 +35,7 @@ def _squares(x) -> list[Fraction]:
 
 def epoch_factor(eta, x=data.TOY_X):
     """P(η) = Π(1 − 2ηx_i²): what an epoch in any order multiplies w − w* by on the clean toy (exact for a Fraction)."""
-    return math.prod(1 - 2 * eta * s for s in _squares(x))
+    return article_log.clean_epoch_factor(eta, [Fraction(str(v)) for v in x])
 
 
 def epoch_polynomial(x=data.TOY_X) -> tuple[Fraction, ...]:
