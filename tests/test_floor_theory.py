@@ -84,7 +84,7 @@ def test_misspecified_experiment_floors_are_least_squares_and_near_their_expecta
     ds = data.d2l_data(data.generator(20))
     X, y = ds.X.double().numpy(), ds.y.double().numpy()
     cols = {"x1": X[:, 0], "x2": X[:, 1], "b": np.ones(ds.n)}
-    for name, keep in loss_floor.MODELS.items():
+    for name, keep in loss_floor.MISSPECIFIED.items():
         A = np.column_stack([cols[k] for k in keep])
         beta = np.linalg.lstsq(A, y, rcond=None)[0]
         row = r.at(name)

@@ -142,7 +142,8 @@ def _piecewise_loss64(toy: experiments.ToyConfig, theta: torch.Tensor) -> torch.
 # --------------------------------------------------------------------------- model error plus noise
 
 
-MODELS = {"x₁, x₂, b (D2L's)": ("x1", "x2", "b"), "no b": ("x1", "x2"), "no x₂": ("x1", "b"), "no x₁": ("x2", "b")}
+MISSPECIFIED = {  # model -> the columns it keeps
+    "x₁, x₂, b (D2L's)": ("x1", "x2", "b"), "no b": ("x1", "x2"), "no x₂": ("x1", "b"), "no x₁": ("x2", "b")}
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def misspecified(config: MisspecifiedConfig = MisspecifiedConfig()) -> Misspecif
     columns = {"x1": X[:, 0], "x2": X[:, 1], "b": torch.ones(ds.n, dtype=torch.float64)}
     f = X @ torch.tensor(data.TRUE_W, dtype=torch.float64) + data.TRUE_B  # the labels' mean: y = f + ε
     rows = []
-    for name, keep in MODELS.items():
+    for name, keep in MISSPECIFIED.items():
         Xa = torch.stack([columns[k] for k in keep], 1)
         model_error, noise = theory.misspecified_floor(Xa, f, data.NOISE_STD)
         fit = theory.least_squares(Xa, y, bias=False)  # Xa carries the ones column where b is kept
