@@ -91,14 +91,18 @@ class FourRunsResult:
             "loss vs y = x (exact)": [str(target_loss(r)) for r in d.run]})
 
     def table(self) -> pd.DataFrame:
-        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss."""
+        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss.
+
+        A column per run: five columns of 7-digit numbers (× 10ⁿ) are wider than a page.
+        """
         d = self.decomposition
         return self._frame({
             "floor": d.floor.map(lambda v: num(v, ".4e")).to_numpy(),
             "gap": d.gap.map(lambda v: num(v, ".3e")).to_numpy(),
             "floor + gap": (d.floor + d.gap).map(lambda v: num(v, ".6e")).to_numpy(),
             "float64 loss": d.loss64.map(lambda v: num(v, ".6e")).to_numpy(),
-            "float32 log": d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()})
+            "float32 log": d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()}).T.rename_axis(
+                index="loss", columns=None)
 
 
 # Table rows: the labels (clean, or with 3.1) and the model.
