@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: report test bench lint clean
+.PHONY: report test test-isa bench lint clean
 
 report: $(STAMP)  ## render the report (Quarto if installed, else the built-in engine) into _book/
 	$(VENV)/bin/sgdlab render
@@ -14,6 +14,12 @@ report: $(STAMP)  ## render the report (Quarto if installed, else the built-in e
 test: $(STAMP)  ## lint, then the test suite (unit, property, contract and report tests)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
+
+# The engine, experiment and cache tests once per instruction-set dispatch: torch's ATen capability
+# (default, avx2, avx512), MKL's (AVX2, AVX512) and each compiled copy of the loop; what this CPU lacks
+# is skipped with its reason. 6 to 12 minutes on 2 cores: .ci/run calls it after `make test`.
+test-isa: $(STAMP)  ## the numerical tests under every dispatch this CPU offers
+	$(PY) tests/isa_matrix.py
 
 bench: $(STAMP)  ## time the reference loop against the batched engine, and peak memory
 	$(VENV)/bin/sgdlab bench
