@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml src/sgdlab/_kernels.c src/sgdlab/_kernels_impl.h
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned to 2.13.0 in pyproject.toml: its CPU wheel, not gigabytes of CUDA packages
 	$(PY) -m pip install --quiet -e '.[test]'
+	# the python3 kernelspec whose kernels listen on a private Unix socket, not plain TCP (sgdlab/kernelspec.py)
+	$(PY) -m sgdlab.kernelspec
 	touch $(STAMP)
 
 clean:

@@ -106,8 +106,12 @@ def prepare(root: Path) -> list[str]:
 
 def main() -> None:
     """`_prerender.py`: prepare the project in the working directory (Quarto runs it at the root):
-    the fonts, and the guard that keeps Quarto's `freeze` from showing stale outputs (freeze.py)."""
+    the fonts, the guard that keeps Quarto's `freeze` from showing stale outputs (freeze.py), and
+    this Python's kernelspec, so that Quarto's kernels use a private socket (kernelspec.py)."""
+    from ..kernelspec import ensure
     from .freeze import guard
+
+    ensure()  # after a plain `pip install`, which cannot write it; `make` has done it already
 
     root = Path.cwd()
     for line in prepare(root):
