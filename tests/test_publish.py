@@ -28,9 +28,8 @@ FORK = {"SGDLAB_REPO_URL": "https://github.com/someone/fork", "SGDLAB_SITE_URL":
 SITE_OPTIONS = """  site-url: https://example.org/fixture
   repo-url: https://github.com/example/fixture
   repo-actions: [edit, issue, source]
-  description: "A tiny book & its preview."
+  description: "A tiny book's preview & more."
   image: /report/01-alpha_files/figure-html/fig-line-output-1.png
-  image-alt: "A rising line"
   open-graph: true
   twitter-card: true
   page-footer:
@@ -122,7 +121,7 @@ def make_dry_run(*args: str, path: str | None = None) -> list[str]:
     """The install commands `make -n -B` prints for these variables."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env = make_env()
     if path is not None:
         env["PATH"] = path
     proc = subprocess.run(["make", "-n", "-B", ".venv/.installed-stamp", *args], cwd=PROJECT, env=env,
@@ -161,6 +160,37 @@ def test_without_a_local_torch_linux_takes_the_cpu_build_unless_there_is_a_gpu(t
 def test_a_torch_pip_has_without_an_index_is_used_and_no_index_asked():
     # this venv has torch 2.13.0 installed: the install asks no index for it
     assert make_dry_run(f"PY={sys.executable}") == []
+
+
+def make_env() -> dict:
+    """The environment without a calling make's flags (the suite runs under `make test`)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
+def test_site_renders_the_english_book_then_each_edition():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-n", "-B", "site", "EDITIONS=zh"], cwd=PROJECT, env=make_env(),
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    english = out.index(".venv/bin/sgdlab render --engine quarto")
+    assert "quarto render --profile $e || exit 1; done" in out[english + 1] and "for e in zh;" in out[english + 1]
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
+def test_gh_pages_branch_is_created_empty_once(tmp_path):
+    def git(*args: str, cwd: Path = tmp_path / "clone") -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q", "--bare", str(tmp_path / "origin.git"), cwd=tmp_path)
+    git("clone", "-q", str(tmp_path / "origin.git"), "clone", cwd=tmp_path)
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "--allow-empty", "-m", "main")
+    git("push", "-q", "origin", "HEAD")
+    target = ["make", "-s", "-f", str(PROJECT / "Makefile"), "gh-pages-branch"]
+    for _ in range(2):  # the second run finds the branch and leaves it
+        subprocess.run(target, cwd=tmp_path / "clone", env=make_env(), capture_output=True, check=True)
+    log = git("log", "--format=%s", "gh-pages", cwd=tmp_path / "origin.git").splitlines()
+    assert log == ["Initializing gh-pages branch"]
+    assert git("ls-tree", "gh-pages", cwd=tmp_path / "origin.git") == ""  # an empty tree, no parent
 
 
 # --------------------------------------------------------------------------- the pages' links
@@ -226,7 +256,8 @@ def test_builtin_page_links_back_previews_and_names_both_licences(tmp_path, monk
                  f'<a class="source" href="{fork}" title="Source Code">Source Code</a>']:
         assert link in page
     image = "https://example.org/fixture/report/01-alpha_files/figure-html/fig-line-output-1.png"
-    for tag in ['<meta name="description" content="A tiny book &amp; its preview." />',
+    for tag in ['<meta name="description" content="A tiny book’s preview &amp; more." />',
+                '<meta property="og:description" content="A tiny book’s preview &amp; more.">',
                 '<meta property="og:title" content="Fixture Book">', f'<meta property="og:image" content="{image}">',
                 '<meta name="twitter:card" content="summary_large_image">']:
         assert tag in page

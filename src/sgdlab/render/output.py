@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import subprocess
 import sys
@@ -99,7 +100,11 @@ def write_html(markdown: str, book: Book, build: Path) -> Path:
         body = pandoc(["-f", "markdown", "-t", "html5", "--wrap=none"], footer, build)
         (build / "footer.html").write_text(f'<footer class="footer">\n{body}</footer>\n', encoding="utf-8")
         args.append("--include-after-body=footer.html")
-    tags = book.site.meta_tags() if book.site else ""
+    site = book.site
+    if site and site.description:  # Quarto renders the description as Markdown (smart quotes) first
+        plain = pandoc(["-f", "markdown", "-t", "plain", "--wrap=none"], site.description, build).strip()
+        site = dataclasses.replace(site, description=plain)
+    tags = site.meta_tags() if site else ""
     if tags:  # link previews: Open Graph and Twitter Card
         (build / "meta.html").write_text(tags, encoding="utf-8")
         args.append("--include-in-header=meta.html")

@@ -73,7 +73,6 @@ class Site:
     issue_url: str = ""
     actions: tuple[str, ...] = ()
     image: str = ""
-    image_alt: str = ""
     open_graph: bool = False
     twitter_card: bool = False
     footer: tuple[tuple[str, str], ...] = ()  # (region, Markdown): left, center, right
@@ -100,7 +99,6 @@ class Site:
             issue_url=_text(book.get("issue-url"), "issue-url"),
             actions=tuple(a for a in actions if a != "none"),
             image=_text(book.get("image"), "image"),
-            image_alt=_text(book.get("image-alt"), "image-alt"),
             open_graph=bool(book.get("open-graph")),
             twitter_card=bool(book.get("twitter-card")),
             footer=tuple((r, _text(footer[r], f"page-footer: {r}")) for r in ("left", "center", "right")
@@ -134,7 +132,7 @@ class Site:
             if not on:
                 continue
             tags += [(f"{prefix}:title", self.title), (f"{prefix}:description", self.description)]
-            tags += [(f"{prefix}:image", image), (f"{prefix}:image:alt", self.image_alt)] if image else []
+            tags += [(f"{prefix}:image", image)] if image else []  # Quarto's book writes no image alt
             tags += [("og:site_name", self.title)] if prefix == "og" else []
             tags += [("twitter:card", "summary_large_image" if image else "summary")] if prefix == "twitter" else []
         attr = {True: "property", False: "name"}
