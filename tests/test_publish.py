@@ -276,3 +276,16 @@ def test_the_citation_is_the_rendered_books(tmp_path):
     assert (c.title, c.authors, c.url, c.repository) == ("Fixture Book", ("Test Author",),
                                                          "https://someone.github.io/fork", FORK["SGDLAB_REPO_URL"])
     assert f"url    = {{{c.url}}}" in c.bibtex() and f"<{c.url}>" in c.reference()
+
+
+def test_quarto_engine_brings_the_addresses_back_for_quarto_publish(tmp_path, monkeypatch):
+    """Quarto renders a copy; the assets/site.yml its pre-render step wrote there comes back."""
+    root = site_book(tmp_path)
+    quarto = tmp_path / "bin" / "quarto"
+    quarto.parent.mkdir()
+    quarto.write_text("#!/bin/sh\nmkdir -p _book assets && echo page > _book/index.html"
+                      " && echo 'book: {repo-url: https://github.com/someone/fork}' > assets/site.yml\n")
+    quarto.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{quarto.parent}{os.pathsep}{os.environ['PATH']}")
+    render(root, engine="quarto", to="html", jobs=1)
+    assert load_book(root).site.repo_url == "https://github.com/someone/fork"
