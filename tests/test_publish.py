@@ -132,7 +132,7 @@ def make_dry_run(*args: str, path: str | None = None) -> list[str]:
 @pytest.mark.parametrize("index, url", [
     ("cpu", "https://download.pytorch.org/whl/cpu"),
     ("cu128", "https://download.pytorch.org/whl/cu128"),
-    ("file:///srv/wheels/simple", "file:///srv/wheels/simple"),
+    ("https://wheels.example.org/simple", "https://wheels.example.org/simple"),
 ])
 def test_torch_index_names_the_index_for_torch(index, url):
     pin = next(d for d in tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
