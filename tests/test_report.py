@@ -13,7 +13,7 @@ import pytest
 from sgdlab.fmt import num
 from sgdlab.render import qmd
 from sgdlab.render.book import load_book
-from sgdlab.render.builtin import write_outputs
+from sgdlab.render.builtin import run_pre_render, write_outputs
 from sgdlab.render.crossref import number_book, parse_chapters
 from sgdlab.render.execute import run_chapter
 
@@ -71,8 +71,10 @@ def test_no_table_is_html(runs):
 @pytest.fixture(scope="module")
 def builtin_book(runs, tmp_path_factory) -> dict[str, Path]:
     """The book's HTML page and PDF, converted once by the built-in engine from the chapters run above."""
-    chapters = parse_chapters(BOOK)
-    html, pdf = write_outputs(BOOK, chapters, number_book(chapters), [runs[ch.rel] for ch, _ in chapters], "all",
+    run_pre_render(BOOK)  # as a render does: the fonts under assets/, which a fresh clone lacks
+    book = load_book(ROOT)  # and the metadata files the pre-render step wrote
+    chapters = parse_chapters(book)
+    html, pdf = write_outputs(book, chapters, number_book(chapters), [runs[ch.rel] for ch, _ in chapters], "all",
                               tmp_path_factory.mktemp("book"))
     return {"html": html, "pdf": pdf}
 
