@@ -1,4 +1,4 @@
-"""`sgdlab list | run | render | bench | cache | claims`: the command line of DESIGN.md.
+"""`sgdlab list | run | render | bench | cache | claims`: the command line of docs/DESIGN.md.
 
 Every command ends with one line and no traceback on what a user can cause: bad input (exit 2),
 a diverged run (exit 3), Ctrl-C (exit 130, "sgdlab: interrupted"); `claims` exits 1 when a claim

@@ -158,7 +158,7 @@ def _steps(n: int, config) -> int:
     return -(-n // config.batch_size)
 
 
-# Per-step bytes were measured as the growth of peak RSS with --epochs (docs/DESIGN-NOTES.md), then doubled.
+# Per-step bytes were measured as the growth of peak RSS with --epochs (docs/DESIGN.md), then doubled.
 _N = data.NUM_EXAMPLES
 _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     # torch.optim's reference run keeps one small tensor per step (about 500 bytes each)

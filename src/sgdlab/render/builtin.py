@@ -73,7 +73,7 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: in
     # violation or a dangling @ref fails in a second, not after minutes of experiments.
     problems = [p for ch, doc in chapters for p in doc_problems(doc, ch.rel)]
     if problems:
-        raise RenderError("constructs outside the report's Quarto subset (DESIGN.md):\n  "
+        raise RenderError("constructs outside the report's Quarto subset (docs/DESIGN.md):\n  "
                           + "\n  ".join(problems))
     numbering = number_book(chapters)
     problems = ref_problems(chapters, numbering, book.bibliography)
