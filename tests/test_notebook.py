@@ -62,6 +62,15 @@ def test_wide_table_gets_relative_widths_and_short_columns_keep_room():
     assert '| `f"{x:f}"` |' in table  # code stays a code span
 
 
+def test_a_cross_reference_in_a_cell_counts_as_the_words_it_shows():
+    """`@sec-steepest-quadratics` shows as "Section 3.4": its label's length must not claim the page."""
+    long = "a long sentence that has to wrap inside its cell on any page " * 2
+    df = pd.DataFrame({"text": [long, "short"], "supports": ["@sec-steepest-quadratics", "@sec-lf-floor"]})
+    widths = notebook._widths(*notebook._cells(df))  # index, text, supports; each × Pandoc's stretch factor
+    scale = widths[0] // 3  # the index column (0, 1) gets the least width, 3
+    assert widths[2] == notebook.CROSSREF_WIDTH * scale  # not len("@sec-steepest-quadratics") * scale
+
+
 def test_setup_shows_dataframes_as_markdown_only():
     from IPython.core.interactiveshell import InteractiveShell
 

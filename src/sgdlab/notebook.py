@@ -25,6 +25,8 @@ NUMBER = re.compile(r"[-+âˆ’]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|â€
 PANDOC_COLUMNS = 72  # Pandoc's default --columns; Quarto does not change it
 AUTO_WIDTH = 48  # a table at most this wide (characters, with its bars) fits any page as it is
 TEXT_WIDTH = 64  # characters of table text across a page (A4/letter, 11 pt, cell padding)
+CROSSREF = re.compile(r"-?@(fig|tbl|eq|sec|thm|lem|cor|def)-[\w-]+")
+CROSSREF_WIDTH = len("Section 2.4.7")  # what a cross-reference in a cell shows, at most
 
 
 def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -45,7 +47,7 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def _widths(header: list[str], body: list[list[str]]) -> list[int]:
     """Dashes per column: each column's share of the page, never below its longest word."""
-    cols = list(zip(header, *body, strict=True))
+    cols = [[CROSSREF.sub("x" * CROSSREF_WIDTH, c) for c in col] for col in zip(header, *body, strict=True)]
     natural = [max(len(c) for c in col) for col in cols]
     longest_word = [max((len(w) for c in col for w in c.split()), default=1) for col in cols]
     # Water-filling: long columns share what the short ones leave of the text width.
