@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from . import data, experiments, explore, seeds
+from .capacity import NoiseFloorConfig
 from .seeds import ARTICLE_SEED
 
-TAIL = 257  # seeds for a claim about a tail, or about where seed 20 falls: percentiles to ±3 points
+TAIL = 257  # seeds for a claim about a tail, or about where seed 20 falls: a percentile to ±2 points (1 se)
 SEEDS = 33  # the article's seed and 32 others
 MAX_SEEDS = 4096  # `sgdlab claims --seeds`: the toy replays and the grid's recorded steps stay under 1 GiB
 
@@ -48,6 +49,7 @@ class Checked:
     seeds: tuple[int, ...]
     values: np.ndarray  # (N,)
     held: np.ndarray | None  # (N,) bool, or None for a statistic only
+    outcomes: seeds.Outcomes  # every quantity the seeds gave, for what the claim's one statistic leaves out
 
     @property
     def claim(self) -> Claim:
@@ -99,14 +101,15 @@ class Checked:
         return (f"all {self.n} seeds" if k == self.n else f"none of the {self.n} seeds" if k == 0
                 else f"{k} of {self.n} seeds")
 
-    def mean_se(self, spec: str | Callable = ".2g") -> str:
-        """ "2.9e-05 ± 1.9e-06 (mean ± standard error over 257 seeds)", for prose."""
-        return f"{_fmt(self.mean, spec)} ± {_fmt(self.se, spec)} (mean ± standard error over {self.n} seeds)"
+    def mean_se(self, spec: str | Callable = ".2g", scale: float = 1.0, unit: str = "") -> str:
+        """ "2.9e-05 ± 1.9e-06 (mean ± standard error over 257 seeds)", for prose; scale 100, unit " %" for percent."""
+        mean, se = (_fmt(scale * v, spec) for v in (self.mean, self.se))
+        return f"{mean} ± {se}{unit} (mean ± standard error over {self.n} seeds)"
 
-    def median_range(self, spec: str | Callable = ".2g") -> str:
-        """ "1.6e-05 (median; 10–90 %: 1.2e-06–7.1e-05, 257 seeds)", for prose."""
-        lo, mid, hi = (_fmt(self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
-        return f"{mid} (median; 10–90 %: {lo}–{hi}, {self.n} seeds)"
+    def median_range(self, spec: str | Callable = ".2g", scale: float = 1.0, unit: str = "") -> str:
+        """ "1.6e-05 (median; 10–90 %: 3.5e-07–7.9e-05, 257 seeds)", for prose."""
+        lo, mid, hi = (_fmt(scale * self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
+        return f"{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {self.n} seeds)"
 
     def summary(self) -> dict:
         """The JSON object of `sgdlab claims --json` (README, "Claims")."""
@@ -128,7 +131,7 @@ def check(claim_id: str, n: int | None = None) -> Checked:
     outcome = c.outcomes(seeds.first(c.seeds if n is None else n))
     values = outcome.values
     return Checked(claim_id, outcome.seeds, np.asarray(c.value(values), dtype=np.float64),
-                   None if c.holds is None else np.asarray(c.holds(values), dtype=bool))
+                   None if c.holds is None else np.asarray(c.holds(values), dtype=bool), outcome)
 
 
 def claim(claim_id: str) -> Checked:
@@ -144,39 +147,39 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("toy-clean-zero-epoch", f"With clean labels the printed loss first reads 0.000000 in epoch {_CLEAN}",
           "sec-lf-four-runs", "floor-four-runs", seeds.toy_ends, "first epoch printed as 0.000000",
           lambda v: v["clean_zero_epoch"], lambda v: v["clean_zero_epoch"] == _CLEAN, universal=True, seeds=TAIL),
-    Claim("toy-piecewise-zero-epoch",
+    Claim("toy-piecewise-zero",
           f"The piecewise model's printed loss first reads 0.000000 in epoch {_PIECEWISE}",
           "sec-lf-four-runs", "floor-four-runs", seeds.toy_ends, "first epoch printed as 0.000000",
           lambda v: v["piecewise_zero_epoch"], lambda v: v["piecewise_zero_epoch"] == _PIECEWISE, universal=True,
           seeds=TAIL),
-    Claim("toy-bias-ends-lower", "With the label 3.1, adding a bias b ends the run at a lower loss than w·x alone",
+    Claim("toy-bias-lower", "With the label 3.1, adding a bias b ends the run at a lower loss than w·x alone",
           "sec-lf-four-runs", "floor-four-runs", seeds.toy_ends, "final loss with b (float64 at the final θ)",
           lambda v: v["bias_loss"], lambda v: v["bias_loss"] < v["noisy_loss"], universal=True, seeds=TAIL),
     Claim("toy-noisy-gap", "The label-3.1 run ends a small gap above its floor, set by its last shuffles",
           "sec-lf-floor", "floor-four-runs", seeds.toy_ends, f"gap ½δᵀHδ above the floor after {_NOISY} epochs",
           lambda v: v["noisy_gap"], seeds=TAIL),
-    Claim("explore-constant-excess", "A constant step ends the explorable grid's article run above the floor",
+    Claim("grid-constant-excess", "A constant step ends the explorable grid's article run above the floor",
           "sec-lf-explore", "explore-floor", seeds.explore_ends,
           f"excess loss after {_GRID.epochs} epochs, constant step",
           lambda v: v["constant_excess"], seeds=TAIL),
-    Claim("explore-constant-beats-averaging",
+    Claim("grid-averaging",
           f"After {_GRID.epochs} epochs a constant step's last iterate is closer to the floor than Polyak–Ruppert's"
           " mean of all iterates",
           "sec-lf-explore", "explore-floor", seeds.explore_ends, "excess loss of the mean of all iterates",
           lambda v: v["averaged_excess"], lambda v: v["constant_excess"] < v["averaged_excess"], seeds=TAIL),
-    Claim("explore-decay-beats-constant", "Robbins–Monro's decaying step ends closer to the floor than a constant one",
+    Claim("grid-decay", "Robbins–Monro's decaying step ends closer to the floor than a constant one",
           "sec-lf-explore", "explore-floor", seeds.explore_ends,
           f"excess loss after {_GRID.epochs} epochs, decaying step",
           lambda v: v["rm_excess"], lambda v: v["rm_excess"] < v["constant_excess"], seeds=TAIL),
-    Claim("explore-replacement-widens", "Drawing the samples with replacement widens the cycle of w",
+    Claim("grid-replacement", "Drawing the samples with replacement widens the cycle of w",
           "sec-lf-explore", "explore-floor", seeds.explore_ends,
           f"width of w over the last {_GRID.tail} epochs, with replacement",
           lambda v: v["width_replacement"], lambda v: v["width_replacement"] > v["width_reshuffled"], seeds=TAIL),
-    Claim("baseline-prints-as-article",
+    Claim("baseline-digits",
           "Under any batch order the baseline prints the article's loss and errors (to the digits printed)",
           "sec-baseline", "baseline-orders", seeds.baseline_ends, "final training loss",
           lambda v: v["final_loss"], lambda v: v["prints_as_article"], universal=True),
-    Claim("baseline-batch-curvature", "The largest mini-batch curvature L_B a run of the baseline meets",
+    Claim("batch-curvature", "The largest mini-batch curvature L_B a run of the baseline meets",
           "sec-steepest-quadratics", "baseline-orders", seeds.baseline_ends,
           f"largest L_B over the run's {_BATCHES:,} mini-batches", lambda v: v["batch_curvature"]),
     Claim("noise-sgd-excess",
@@ -189,14 +192,25 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
+def sgd_excess_by_sigma() -> pd.Series:
+    """Per noise level σ (as floor-noise's table labels it): SGD's relative excess over the closed-form
+    minimum, "mean ± standard error %" over the seeds of `noise-sgd-excess`."""
+    c = claim("noise-sgd-excess")
+    relative = 100 * c.outcomes.values["relative_excess"]  # (N, S), in %
+    se = relative.std(0, ddof=1) / np.sqrt(c.n)
+    return pd.Series([f"{m:.2f} ± {e:.2f}" for m, e in zip(relative.mean(0), se, strict=True)],
+                     index=pd.Index([f"{s:.3g}" for s in NoiseFloorConfig().sigmas], name="σ"))
+
+
 def table() -> pd.DataFrame:
-    """The appendix: every claim, the section it supports, its seeds, how many hold, its statistic."""
+    """The appendix: per claim, the section it supports, its id and text, its seeds, how many hold, its statistic."""
     rows = []
     for claim_id in CLAIMS:
         c = check(claim_id)
-        rows.append({"claim": f"`{claim_id}`", "text": c.claim.text, "supports": f"@{c.claim.section}",
-                     "seeds": f"{c.seeds[0]}–{c.seeds[-1]}", "holds": "—" if c.count is None else f"{c.count} of {c.n}",
-                     "statistic (mean ± se; median, 10–90 %)":
-                         f"{c.claim.statistic}: {c.mean:.3g} ± {c.se:.2g}; {c.quantile(0.5):.3g},"
-                         f" {c.quantile(0.1):.3g}–{c.quantile(0.9):.3g}"})
-    return pd.DataFrame(rows).set_index("claim")
+        rows.append({"supports": f"@{c.claim.section}",
+                     "claim (statistic)": f"`{claim_id}`: {c.claim.text} ({c.claim.statistic})",
+                     "seeds": f"{c.seeds[0]}–{c.seeds[-1]}",
+                     "holds in": "—" if c.count is None else f"{c.count} of {c.n}",
+                     "mean ± se; median (10–90 %)": f"{c.mean:.3g} ± {c.se:.2g}; {c.quantile(0.5):.3g}"
+                                                    f" ({c.quantile(0.1):.3g} – {c.quantile(0.9):.3g})"})
+    return pd.DataFrame(rows).set_index("supports")
