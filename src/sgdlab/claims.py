@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import data, experiments, explore, seeds
 from .capacity import NoiseFloorConfig
+from .fmt import Markdown, num
 from .seeds import ARTICLE_SEED
 
 TAIL = 257  # seeds for a claim about a tail, or about where seed 20 falls: a percentile to ±2 points (1 se)
@@ -101,15 +102,16 @@ class Checked:
         return (f"all {self.n} seeds" if k == self.n else f"none of the {self.n} seeds" if k == 0
                 else f"{k} of {self.n} seeds")
 
-    def mean_se(self, spec: str | Callable = ".2g", scale: float = 1.0, unit: str = "") -> str:
-        """ "2.9e-05 ± 1.9e-06 (mean ± standard error over 257 seeds)", for prose; scale 100, unit " %" for percent."""
-        mean, se = (_fmt(scale * v, spec) for v in (self.mean, self.se))
-        return f"{mean} ± {se}{unit} (mean ± standard error over {self.n} seeds)"
+    def mean_se(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
+        """ "2.9 × 10⁻⁵ ± 1.9 × 10⁻⁶ (mean ± standard error over 257 seeds)", for prose (fmt.num's numbers);
+        scale 100 and unit " %" for a percentage."""
+        mean, se = (num(scale * v, spec) for v in (self.mean, self.se))
+        return Markdown(f"{mean} ± {se}{unit} (mean ± standard error over {self.n} seeds)")
 
-    def median_range(self, spec: str | Callable = ".2g", scale: float = 1.0, unit: str = "") -> str:
-        """ "1.6e-05 (median; 10–90 %: 3.5e-07–7.9e-05, 257 seeds)", for prose."""
-        lo, mid, hi = (_fmt(scale * self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
-        return f"{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {self.n} seeds)"
+    def median_range(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
+        """ "1.6 × 10⁻⁵ (median; 10–90 %: 3.5 × 10⁻⁷–7.9 × 10⁻⁵, 257 seeds)", for prose (fmt.num's numbers)."""
+        lo, mid, hi = (num(scale * self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
+        return Markdown(f"{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {self.n} seeds)")
 
     def summary(self) -> dict:
         """The JSON object of `sgdlab claims --json` (README, "Claims")."""
@@ -119,10 +121,6 @@ class Checked:
                 "holds": self.count, "failing_seeds": self.failing, "mean": self.mean, "se": self.se,
                 "median": self.quantile(0.5), "q10": self.quantile(0.1), "q90": self.quantile(0.9),
                 "article_seed": ARTICLE_SEED, "article_value": self.article}
-
-
-def _fmt(x: float, spec: str | Callable) -> str:
-    return spec(x) if callable(spec) else format(x, spec)
 
 
 def check(claim_id: str, n: int | None = None) -> Checked:
@@ -198,7 +196,7 @@ def sgd_excess_by_sigma() -> pd.Series:
     c = claim("noise-sgd-excess")
     relative = 100 * c.outcomes.values["relative_excess"]  # (N, S), in %
     se = relative.std(0, ddof=1) / np.sqrt(c.n)
-    return pd.Series([f"{m:.2f} ± {e:.2f}" for m, e in zip(relative.mean(0), se, strict=True)],
+    return pd.Series([f"{num(m, '.2f')} ± {num(e, '.2f')}" for m, e in zip(relative.mean(0), se, strict=True)],
                      index=pd.Index([f"{s:.3g}" for s in NoiseFloorConfig().sigmas], name="σ"))
 
 
@@ -211,6 +209,7 @@ def table() -> pd.DataFrame:
                      "claim (statistic)": f"`{claim_id}`: {c.claim.text} ({c.claim.statistic})",
                      "seeds": f"{c.seeds[0]}–{c.seeds[-1]}",
                      "holds in": "—" if c.count is None else f"{c.count} of {c.n}",
-                     "mean ± se; median (10–90 %)": f"{c.mean:.3g} ± {c.se:.2g}; {c.quantile(0.5):.3g}"
-                                                    f" ({c.quantile(0.1):.3g} – {c.quantile(0.9):.3g})"})
+                     "mean ± se; median (10–90 %)": f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
+                                                    f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
+                                                    f" – {num(c.quantile(0.9), '.3g')})"})
     return pd.DataFrame(rows).set_index("supports")

@@ -97,7 +97,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import cache, experiments, progress, registry
+    from . import cache, experiments, kernels, progress, registry
 
     if args.out is not None and (reason := _writable_dir(args.out)):
         return _fail(reason)
@@ -106,7 +106,7 @@ def cmd_run(args) -> int:
     try:
         with progress.reporting(args.name), cache.disabled() if args.no_cache else contextlib.nullcontext():
             result = registry.run(args.name, **overrides)
-    except experiments.ConfigError as err:
+    except (experiments.ConfigError, kernels.KernelChoiceError) as err:
         return _fail(str(err))
     except experiments.Diverged as err:
         return _fail(str(err), EXIT_DIVERGED)
@@ -194,6 +194,7 @@ def cmd_render(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
     from .experiments import ConfigError, check_device
+    from .kernels import KernelChoiceError
 
     try:
         check_device(args.device)
@@ -201,7 +202,10 @@ def cmd_bench(args) -> int:
         return _fail(str(err))
     if args.sequential_epochs < 0:
         return _fail(f"--sequential-epochs must be ≥ 0, got {args.sequential_epochs}")
-    report = run_bench(device=args.device, sequential_epochs=args.sequential_epochs)
+    try:
+        report = run_bench(device=args.device, sequential_epochs=args.sequential_epochs)
+    except KernelChoiceError as err:
+        return _fail(str(err))
     text = report.pop("text")
     print(json.dumps(report) if args.json else text)
     return 0
