@@ -1,4 +1,4 @@
-"""The command-line contract of DESIGN.md, run as a user runs it (a subprocess)."""
+"""The command-line contract of docs/DESIGN.md, run as a user runs it (a subprocess)."""
 
 import json
 import subprocess

@@ -15,6 +15,7 @@ import pandas as pd
 from . import data, engine, experiments, theory
 from ._lazy import torch
 from .cache import cached
+from .fmt import num
 
 # --------------------------------------------------------------------------- the floor is least squares
 
@@ -90,14 +91,18 @@ class FourRunsResult:
             "loss vs y = x (exact)": [str(target_loss(r)) for r in d.run]})
 
     def table(self) -> pd.DataFrame:
-        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss."""
+        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss.
+
+        A column per run: five columns of 7-digit numbers (× 10ⁿ) are wider than a page.
+        """
         d = self.decomposition
         return self._frame({
-            "floor": d.floor.map(lambda v: f"{v:.4e}" if v else "0").to_numpy(),
-            "gap": d.gap.map("{:.3e}".format).to_numpy(),
-            "floor + gap": (d.floor + d.gap).map("{:.6e}".format).to_numpy(),
-            "float64 loss": d.loss64.map("{:.6e}".format).to_numpy(),
-            "float32 log": d.final_loss.map("{:.6e}".format).to_numpy()})
+            "floor": d.floor.map(lambda v: num(v, ".4e")).to_numpy(),
+            "gap": d.gap.map(lambda v: num(v, ".3e")).to_numpy(),
+            "floor + gap": (d.floor + d.gap).map(lambda v: num(v, ".6e")).to_numpy(),
+            "float64 loss": d.loss64.map(lambda v: num(v, ".6e")).to_numpy(),
+            "float32 log": d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()}).T.rename_axis(
+                index="loss", columns=None)
 
 
 # Table rows: the labels (clean, or with 3.1) and the model.
@@ -137,6 +142,62 @@ def _piecewise_loss64(toy: experiments.ToyConfig, theta: torch.Tensor) -> torch.
     y_hat = ds.X[:, 0] * theta[0]
     y_hat = y_hat + toy.model.jump_height * (y_hat >= toy.model.jump_at).double()
     return ((y_hat - ds.y) ** 2).mean()
+
+
+# --------------------------------------------------------------------------- model error plus noise
+
+
+MISSPECIFIED = {  # model -> the columns it keeps
+    "x₁, x₂, b (D2L's)": ("x1", "x2", "b"), "no b": ("x1", "x2"), "no x₂": ("x1", "b"), "no x₁": ("x2", "b")}
+
+
+@dataclass(frozen=True)
+class MisspecifiedConfig:
+    """D2L's data (the article's seed) fitted by its own model and by the models with one column left out."""
+
+    seed: int = 20
+
+
+@dataclass(frozen=True)
+class MisspecifiedResult:
+    """Per model: p, the expected floor split into model error and noise, and the floor least squares reaches."""
+
+    config: MisspecifiedConfig
+    frame: pd.DataFrame  # model, p, model_error, noise, expected, floor (D2L's ½-loss, float64)
+
+    def at(self, model: str) -> pd.Series:
+        return self.frame.set_index("model").loc[model]
+
+    def summary(self) -> dict:
+        return {"experiment": "floor-misspecified", **asdict(self.config),
+                **{k: dict(zip(self.frame.model, self.frame[k], strict=True))
+                   for k in ("model_error", "noise", "expected", "floor")}}
+
+    def table(self) -> pd.DataFrame:
+        """The split per model, formatted: model error + noise = expected floor, beside the one reached."""
+        f = self.frame
+        return pd.DataFrame({"p": f.p.to_numpy(), "model error": f.model_error.map("{:.4g}".format).to_numpy(),
+                             "noise σ²/2·(n−p)/n": f.noise.map("{:.4g}".format).to_numpy(),
+                             "expected floor": f.expected.map("{:.4g}".format).to_numpy(),
+                             "floor reached": f.floor.map("{:.4g}".format).to_numpy()},
+                            index=pd.Index(f.model, name="model"))
+
+
+@cached
+def misspecified(config: MisspecifiedConfig = MisspecifiedConfig()) -> MisspecifiedResult:
+    """The misspecified noise floor on the article's data: (1/2n)‖(I − P)f‖² + (σ²/2)(n − p)/n per model."""
+    ds = data.d2l_data(data.generator(config.seed))
+    X, y = ds.X.double(), ds.y.double()
+    columns = {"x1": X[:, 0], "x2": X[:, 1], "b": torch.ones(ds.n, dtype=torch.float64)}
+    f = X @ torch.tensor(data.TRUE_W, dtype=torch.float64) + data.TRUE_B  # the labels' mean: y = f + ε
+    rows = []
+    for name, keep in MISSPECIFIED.items():
+        Xa = torch.stack([columns[k] for k in keep], 1)
+        model_error, noise = theory.misspecified_floor(Xa, f, data.NOISE_STD)
+        fit = theory.least_squares(Xa, y, bias=False)  # Xa carries the ones column where b is kept
+        rows.append({"model": name, "p": len(keep), "model_error": model_error, "noise": noise,
+                     "expected": model_error + noise, "floor": fit.loss_floor})
+    return MisspecifiedResult(config, pd.DataFrame(rows))
 
 
 # --------------------------------------------------------------------------- summary

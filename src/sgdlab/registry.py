@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import (
     article_log,
+    averaging,
     bias_run,
     capacity,
     cycle,
@@ -26,6 +27,7 @@ from . import (
     remedies,
     sampling,
     sgd_floor,
+    stability,
     steepest,
     taylor,
     updates,
@@ -104,6 +106,10 @@ _QUESTION_1 = [  # chapter 2: why the loss does not reach zero
      sgd_floor.sgd_floor, sgd_floor.SgdFloorConfig, None),
     ("floor-remedies", "constant step under both samplings, decaying step, averaging, larger batches, SVRG",
      remedies.remedies, remedies.RemediesConfig, _figure("sampling.remedies")),
+    ("floor-averaging", "Polyak–Ruppert averages: biased under reshuffling (exactly), t^(−1/2) with replacement",
+     averaging.averaging, averaging.AveragingConfig, None),
+    ("floor-misspecified", "the floor as model error plus noise: D2L's data fitted without b, x₂ or x₁",
+     loss_floor.misspecified, loss_floor.MisspecifiedConfig, None),
     ("floor-noise", "the noise floor σ²/2·(n−p)/n on D2L's data over σ and seeds: predicted vs measured",
      capacity.noise_floor_sweep, capacity.NoiseFloorConfig, _figure("loss_floor.noise_floor")),
     ("floor-capacity", "polynomial features of growing degree: training loss to zero, test loss above the floor",
@@ -124,6 +130,8 @@ _QUESTION_2 = [  # chapter 3: why minus the gradient is the steepest way down
     ("steepest-descent-lemma",
      "one-step decrease against η with the descent-lemma bound; a learning-rate sweep across 2/L",
      steepest.descent_lemma, steepest.DescentLemmaConfig, _figure("steepest.descent_lemma")),
+    ("steepest-stability", "SGD's step-size edges per sampling, exactly: the toy (1/9, 1/7, 0.204, 2/7) and D2L's data",
+     stability.stability, stability.StabilityConfig, None),
     ("steepest-rate", "linear convergence of gradient descent at η = 1/L and 2/(μ+L): predicted vs measured",
      steepest.rate, steepest.RateConfig, _figure("steepest.rate")),
     ("steepest-level-sets", "level sets of the loss with a gradient-descent path, −∇f perpendicular to them",
@@ -158,7 +166,7 @@ def _steps(n: int, config) -> int:
     return -(-n // config.batch_size)
 
 
-# Per-step bytes were measured as the growth of peak RSS with --epochs (docs/DESIGN-NOTES.md), then doubled.
+# Per-step bytes were measured as the growth of peak RSS with --epochs (docs/DESIGN.md), then doubled.
 _N = data.NUM_EXAMPLES
 _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     # torch.optim's reference run keeps one small tensor per step (about 500 bytes each)
@@ -174,6 +182,9 @@ _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     "floor-sgd-floor": (lambda c: c.burn_in + 1,
                         lambda c: ex.epoch_bytes(_N, 2 * c.runs * len(c.lrs), _steps(_N, c), 64)),
     "floor-remedies": (lambda c: c.average_from + 2, lambda c: ex.epoch_bytes(4, 8 * c.runs, 4, 64)),
+    "floor-averaging": (lambda c: c.average_from + 1, lambda c: ex.epoch_bytes(4, 2 * c.runs, 4, 64)),
+    # float64 and float32 runs, every epoch kept (no steps recorded)
+    "steepest-stability": (None, lambda c: ex.epoch_bytes(4, 2 * c.runs * len(c.reshuffled_etas), 1, 64)),
     "explore-floor": (lambda c: max(c.tail, c.show_epochs), lambda c: ex.epoch_bytes(4, 2 * 144, 4, 64)),
     "floor-precision": (lambda c: 8, lambda c: ex.epoch_bytes(4, 2, 4, 256)),  # the clean run prints 0 in epoch 8
     "steepest-descent-lemma": (None, lambda c: ex.epoch_bytes(0, len(c.lr_factors), 1, 256)),

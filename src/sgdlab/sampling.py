@@ -21,6 +21,7 @@ from . import data, engine, stats
 from ._lazy import torch
 from .article_log import checked
 from .cache import cached
+from .fmt import num
 from .loss_floor import exact_least_squares
 
 SAMPLINGS = ("reshuffled", "with replacement")
@@ -115,7 +116,7 @@ class SamplingResult:
     """Per (sampling, η): epoch-end offset and spread, measured and exact, and the width of w over all steps."""
 
     config: SamplingConfig
-    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width
+    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width, width_se
     slopes: dict  # "offset"/"sd"/"width" -> sampling -> fitted log-log slope
     # per row of frame, the p-value of `offset_p`: computed with the result (torch), as reading it must not need torch
     offset_ps: tuple[float, ...]
@@ -139,9 +140,9 @@ class SamplingResult:
         """At each η: offset and sd of the epoch-end w, measured and (exact), for both samplings."""
         out = {}
         for s, g in self.frame.groupby("sampling", sort=False):
-            out[f"offset, {s}"] = [f"{m:+.1e} ({e:+.1e})" if e else f"{m:+.1e} (0)"
+            out[f"offset, {s}"] = [f"{num(m, '+.1e')} ({num(e, '+.1e')})" if e else f"{num(m, '+.1e')} (0)"
                                    for m, e in zip(g.offset, g.offset_exact, strict=True)]
-            out[f"sd, {s}"] = [f"{m:.1e} ({e:.1e})" for m, e in zip(g.sd, g.sd_exact, strict=True)]
+            out[f"sd, {s}"] = [f"{num(m, '.1e')} ({num(e, '.1e')})" for m, e in zip(g.sd, g.sd_exact, strict=True)]
         etas = self.frame.effective_lr.unique()
         return pd.DataFrame(out, index=pd.Index([f"{v:.2g}" for v in etas], name="η"))
 
@@ -182,7 +183,8 @@ def sampling_comparison(config: SamplingConfig = SamplingConfig()) -> SamplingRe
             rows.append({"sampling": sampling, "effective_lr": eta, "offset": float(ends[:, j].mean()),
                          "offset_se": float(run_means.std() / S**0.5), "sd": float(ends[:, j].std()),
                          "offset_exact": float(m), "sd_exact": float(v) ** 0.5,
-                         "width": float((steps[:, j].amax(0) - steps[:, j].amin(0)).mean())})
+                         "width": float((widths := steps[:, j].amax(0) - steps[:, j].amin(0)).mean()),
+                         "width_se": float(widths.std() / S**0.5)})
     frame = pd.DataFrame(rows)
     slopes = {q: {s: _slope(g.effective_lr, g[q]) for s, g in frame.groupby("sampling")}
               for q in ("offset", "sd", "width")}

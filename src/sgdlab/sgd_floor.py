@@ -9,6 +9,7 @@ HC + CH = ηΣ₁/B, giving the excess ½ tr(HC) = (η/4B) tr Σ₁. Reshuffling
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,6 +21,24 @@ from .article_log import checked
 from .cache import cached
 
 
+def per_example_moments(Xa: torch.Tensor, c: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, M4) of the loss c·mean (x_iᵀθ − y_i)², float64: the mean of h_i = 2c·x_i x_iᵀ and of h_i ⊗ h_i.
+
+    M4 is laid out so that vec(mean h_i C h_i) = M4 vec(C).
+    """
+    h = 2 * c * Xa.double()[:, :, None] * Xa.double()[:, None, :]  # (n, p, p)
+    return h.mean(0), torch.einsum("nij,nkl->ikjl", h, h).reshape(h.shape[1] ** 2, -1) / len(h)
+
+
+def operator_parts(H: torch.Tensor, M4: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, K) of vec E[(I − ηH_B) C (I − ηH_B)] = (I − ηA + η²K) vec(C), batches of B drawn with replacement.
+
+    A = I⊗H + H⊗I and K = (1 − 1/B) H⊗H + M4/B: E[H_B C H_B] = (1 − 1/B) HCH + (1/B) mean h_i C h_i.
+    """
+    eye = torch.eye(H.shape[0], dtype=H.dtype)
+    return torch.kron(eye, H) + torch.kron(H, eye), (1 - 1 / batch_size) * torch.kron(H, H) + M4 / batch_size
+
+
 def _moments(X: torch.Tensor, y: torch.Tensor):
     """Float64 (H, Σ₁, M4, floor) of D2L's ½-loss on (X with its ones column, y).
 
@@ -29,11 +48,8 @@ def _moments(X: torch.Tensor, y: torch.Tensor):
     Xa = engine.augment(X.double(), True)
     fit = theory.least_squares(X, y, bias=True)
     r = Xa @ fit.theta - y.double()
-    n = Xa.shape[0]
-    outer = Xa[:, :, None] * Xa[:, None, :]  # (n, p, p)
-    H = outer.mean(0)
-    sigma1 = (r[:, None, None] ** 2 * outer).mean(0)
-    M4 = torch.einsum("nij,nkl->ikjl", outer, outer).reshape(Xa.shape[1] ** 2, -1) / n
+    H, M4 = per_example_moments(Xa)
+    sigma1 = (r[:, None, None] ** 2 * Xa[:, :, None] * Xa[:, None, :]).mean(0)
     return H, sigma1, M4, fit.loss_floor
 
 
@@ -44,10 +60,9 @@ def stationary_covariance(X, y, eta: float, batch_size: int) -> torch.Tensor:
     E[H_B C H_B] = (1 − 1/B) HCH + (1/B) mean x xᵀ C x xᵀ: one linear system in vec(C) (eq-lf-stationary-cov).
     """
     H, sigma1, M4, _ = _moments(X, y)
-    p, B = H.shape[0], batch_size
-    eye = torch.eye(p, dtype=torch.float64)
-    lhs = torch.kron(eye, H) + torch.kron(H, eye) - eta * ((1 - 1 / B) * torch.kron(H, H) + M4 / B)
-    return torch.linalg.solve(lhs, eta * sigma1.reshape(-1) / B).reshape(p, p)
+    A, K = operator_parts(H, M4, batch_size)
+    p = H.shape[0]
+    return torch.linalg.solve(A - eta * K, eta * sigma1.reshape(-1) / batch_size).reshape(p, p)
 
 
 def independent_excess(X, y, eta: float, batch_size: int) -> tuple[float, float]:
@@ -55,6 +70,51 @@ def independent_excess(X, y, eta: float, batch_size: int) -> tuple[float, float]
     H, sigma1, _, _ = _moments(X, y)
     C = stationary_covariance(X, y, eta, batch_size)
     return float(0.5 * torch.trace(H @ C)), float(eta / 4 * torch.trace(sigma1) / batch_size)
+
+
+@dataclass(frozen=True)
+class FixedStepBound:
+    """Theorem 2.2's floor ηLM/(2cμ) for independent batches on D2L's ½-loss, beside the exact stationary excess."""
+
+    eta: float
+    batch_size: int
+    L: float  # λ_max(H)
+    c: float  # λ_min(H): the strong-convexity constant
+    noise_at_optimum: float  # M0 = E‖ξ_B‖² = tr Σ₁/B: no admissible M is smaller
+    M: float  # the least M admissible with the largest M_V the step allows, M_V = 1/(ηL) − 1
+    exact: float  # ½ tr(HC), the exact stationary excess (independent_excess)
+    floor: float  # the loss floor f*
+
+    @property
+    def at_least(self) -> float:
+        """ηL·M0/(2c): the bound's floor can be no lower than this (μ = μ_G = 1 for unbiased draws)."""
+        return self.eta * self.L * self.noise_at_optimum / (2 * self.c)
+
+    @property
+    def bound(self) -> float:
+        """ηL·M/(2c): the lowest floor the theorem gives at this step, over all admissible (M, M_V)."""
+        return self.eta * self.L * self.M / (2 * self.c)
+
+
+def fixed_step_bound(X, y, eta: float, batch_size: int) -> FixedStepBound:
+    """The constants of Theorem 2.2 for batches of B drawn with replacement, and the floor they give.
+
+    With g = H_Bδ + ξ_B at θ = θ* + δ, Var g = δᵀQδ + 2bᵀδ + M0, with Q = (mean ‖x‖²xxᵀ − H²)/B,
+    b = mean(‖x‖² r x)/B and M0 = tr Σ₁/B. Var g ≤ M + M_V‖Hδ‖² for every δ holds iff
+    M ≥ M0 + bᵀ(M_V H² − Q)⁻¹b (M_V H² ≻ Q); the step condition η ≤ 1/(L(M_V + 1)) caps M_V.
+    """
+    H, sigma1, _, floor = _moments(X, y)
+    Xa = engine.augment(X.double(), True)
+    r = Xa @ theory.least_squares(X, y, bias=True).theta - y.double()
+    sq = (Xa * Xa).sum(1)  # ‖x_i‖²
+    Q = ((sq[:, None, None] * Xa[:, :, None] * Xa[:, None, :]).mean(0) - H @ H) / batch_size
+    b = (sq * r) @ Xa / len(Xa) / batch_size
+    M0 = float(torch.trace(sigma1)) / batch_size
+    eig = torch.linalg.eigvalsh(H)
+    L, c = float(eig[-1]), float(eig[0])
+    spare = (1 / (eta * L) - 1) * H @ H - Q  # M_V H² − Q at the largest M_V allowed
+    M = M0 + float(b @ torch.linalg.solve(spare, b)) if bool((torch.linalg.eigvalsh(spare) > 0).all()) else math.inf
+    return FixedStepBound(eta, batch_size, L, c, M0, M, independent_excess(X, y, eta, batch_size)[0], floor)
 
 
 def gd_gap(X, y, theta0: torch.Tensor, eta: float, steps: int) -> float:
@@ -83,8 +143,8 @@ class SgdFloorResult:
     """Per (sampling, η): the mean excess loss over the floor, measured at epoch ends and over all steps."""
 
     config: SgdFloorConfig
-    # sampling, lr, epoch_end, all_steps (relative to the floor), all_steps_se (its standard error over the
-    # independent runs: steps within a run are correlated, runs are not), exact, leading
+    # sampling, lr, epoch_end, all_steps (relative to the floor), epoch_end_se and all_steps_se (their standard
+    # errors over the independent runs: steps within a run are correlated, runs are not), exact, leading
     frame: pd.DataFrame
     floor: float
     baseline_gd_gap: float  # excess over the floor, relative, of full-batch GD with the baseline's steps
@@ -133,6 +193,7 @@ def sgd_floor(config: SgdFloorConfig = SgdFloorConfig()) -> SgdFloorResult:
         for j, eta in enumerate(config.lrs):
             exact, leading = independent_excess(X, y, eta, B)
             rows.append({"sampling": s, "lr": eta, "epoch_end": float(excess[0][:, j].mean()),
+                         "epoch_end_se": float(excess[0][:, j].mean(0).std() / S**0.5),
                          "all_steps": float(excess[1][:, j].mean()),
                          "all_steps_se": float(excess[1][:, j].mean(0).std() / S**0.5), "exact": exact / fit.loss_floor,
                          "leading": leading / fit.loss_floor})

@@ -18,7 +18,8 @@ from . import data, engine, taylor
 from ._lazy import torch
 from .cache import cached
 from .experiments import ToyConfig
-from .taylor import Quadratic, fmt
+from .fmt import num
+from .taylor import Quadratic
 
 ARTICLE_LR = 0.0003  # section 五: the step on the mean loss of a mini-batch of 10
 ARTICLE_BATCH = 10
@@ -75,7 +76,7 @@ class CurvatureResult:
         rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
                 "lr (article)": c.lr, "step η taken": c.step, "η·L": c.step * c.L, "batch size B": c.batch_size,
                 "L_B (largest)": c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
-        table = pd.DataFrame({label: v.map(fmt) for label, v in rows.items()}).T
+        table = pd.DataFrame({label: v.map(num) for label, v in rows.items()}).T
         table.columns = [LOSS_NAMES[name] for name in c.index]  # a plain header row: no columns name
         return table.rename_axis("quantity")
 
@@ -85,7 +86,7 @@ class CurvatureResult:
         loss = [f"{x:f}" if x < 1 else f"{x:.3g}" for x in t.final_loss]  # as the article prints it, if small
         outcome = [f"diverges at step {r.diverged_step}" if r.diverged else f"loss {x} ({r.steps} steps)"
                    for r, x in zip(t.itertuples(), loss, strict=True)]
-        return pd.DataFrame({"η": t.step.map(fmt).to_numpy(), "η × curv.": (t.step * t.curvature).map(fmt).to_numpy(),
+        return pd.DataFrame({"η": t.step.map(num).to_numpy(), "η × curv.": (t.step * t.curvature).map(num).to_numpy(),
                              "outcome": outcome}, index=pd.Index(t.variant, name="update"))
 
 
@@ -180,7 +181,62 @@ class DescentLemmaResult:
                 "converged_factors": s.factor[s.steps_to_tol.notna()].tolist(),
                 "diverged_factors": s.factor[s.diverged].tolist(),
                 "diverged_steps": s.diverged_step[s.diverged].tolist(),
+                "overflow_predicted": [int(v) for v in s.overflow_predicted[s.diverged]],
                 "steps_within_bound": bool((s.steps_to_tol <= s.steps_bound).where(s.steps_to_tol.notna(), True).all())}
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """When full-batch GD with ρ = |1 − ηL| > 1 overflows float32, from the exact iterates (float64)."""
+
+    eta: float
+    rho: float  # |1 − ηL| > 1: each step flips the top eigen-component of θ − θ* and multiplies it by ρ
+    top_growth: float  # ½L·a_L², a_L the top eigen-coordinate of θ0 − θ*: f_k − f* ≈ ½L·a_L²·ρ^(2k)
+    initial_excess: float  # f(θ0) − f*, the factor Eq. 3.12's bound grows from
+    bound_step: float  # k where the bound ρ^(2k)(f(θ0) − f*) passes the limit (not the loss: an upper bound)
+    loss_step: float  # k where ½L·a_L²·ρ^(2k) passes it: the loss itself overflows there
+    sum_step: float  # k where Σr² = (n/c)·½L·a_L²·ρ^(2k) passes it: the float32 loss of the engine is inf
+    flag_step: int  # the first step whose exact Σr² = (n/c)·f(θ_k) exceeds the limit: what the engine flags
+
+
+def overflow(q: Quadratic, theta0: torch.Tensor, eta: float, limit: float = FLOAT32_MAX) -> Overflow:
+    """Past 2/L, f(θ_k) − f* = ½ Σ λ_i a_i² (1 − ηλ_i)^(2k) (a: eigen-coordinates of θ0 − θ*) is ruled by its top term.
+
+    The engine's full-data loss sums the squared residuals in float32 before dividing by n (engine.full_loss;
+    the compiled loop adds its float32 blocks in double, then rounds the sum to float32): it is inf once
+    Σr² = (n/c)·f exceeds FLT_MAX, not f itself (c: ½ for D2L's loss, 1 for the toy's).
+    """
+    lam, U = torch.linalg.eigh(q.hessian)
+    a = U.T @ (theta0.double() - q.fit.theta)
+    rho = abs(1 - eta * float(lam[-1]))
+    if rho <= 1:
+        raise ValueError(f"η·L = {eta * float(lam[-1]):.4g} ≤ 2: gradient descent does not diverge")
+    top = 0.5 * float(lam[-1] * a[-1] ** 2)
+    e0 = 0.5 * float(lam @ a**2)
+    to_sum = q.n / q.c  # Σr² = n·mean r² = (n/c)·f
+
+    def crossing(start: float, level: float) -> float:  # start·ρ^(2k) = level
+        return math.log(level / start) / (2 * math.log(rho))
+
+    last = math.ceil(crossing(top, limit / to_sum)) + 2  # the whole sum, at least its top term, has passed by then
+    k = torch.arange(last + 1, dtype=torch.float64)
+    excess = (0.5 * lam * a**2 * (1 - eta * lam) ** (2 * k[:, None])).sum(1)  # exact, (last + 1,), below 1e308
+    flag = int(torch.nonzero(to_sum * (q.fit.loss_floor + excess) > limit)[0, 0])
+    return Overflow(eta, rho, top, e0, crossing(e0, limit), crossing(top, limit), crossing(top, limit / to_sum), flag)
+
+
+# sweep column -> Overflow field. overflow_estimate: where Eq. 3.12's bound ρ^(2k)(f0 − f*) passes FLT_MAX (the
+# loss stays below it: only the top eigen-component grows); overflow_loss: where f does; overflow_predicted:
+# where Σr² of the exact iterates does, the step the engine flags.
+OVERFLOW_COLUMNS = {"overflow_estimate": "bound_step", "overflow_loss": "loss_step", "overflow_sum": "sum_step",
+                    "overflow_predicted": "flag_step", "top_growth": "top_growth"}
+
+
+def _overflow_columns(q: Quadratic, theta0: torch.Tensor, eta: float, rho: float) -> dict:
+    if rho <= 1:
+        return dict.fromkeys(OVERFLOW_COLUMNS)
+    o = overflow(q, theta0, eta)
+    return {column: getattr(o, name) for column, name in OVERFLOW_COLUMNS.items()}
 
 
 @cached
@@ -208,10 +264,9 @@ def descent_lemma(config: DescentLemmaConfig = DescentLemmaConfig()) -> DescentL
                      # f − f* ≤ ρ^(2k)(f0 − f*): the theorem's guarantee on the steps needed
                      "steps_bound": math.ceil(math.log(config.tolerance) / (2 * math.log(rho))) if rho < 1 else None,
                      "final_excess": None if diverged else float(e[-1, k]),
-                     # f − f* grows like ρ^(2k)(f0 − f*) when ρ > 1: roughly when float32 overflows
-                     "overflow_estimate": math.log(FLOAT32_MAX / e[0, k]) / (2 * math.log(rho)) if rho > 1 else None})
-    sweep = pd.DataFrame(rows).astype({"steps_to_tol": "Float64", "steps_bound": "Float64",
-                                       "final_excess": "Float64", "overflow_estimate": "Float64"})
+                     **_overflow_columns(q, theta0, lrs[k], rho)})
+    sweep = pd.DataFrame(rows).astype({"steps_to_tol": "Float64", "steps_bound": "Float64", "final_excess": "Float64",
+                                       **dict.fromkeys(OVERFLOW_COLUMNS, "Float64")})
     return DescentLemmaResult(config, one_step, sweep, L, f0, gg, gg / gHg, 2 * gg / gHg)
 
 
@@ -257,9 +312,9 @@ class RateResult:
     def table(self) -> pd.DataFrame:
         """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"η": r.eta.map(fmt).to_numpy(), "ρ² (bound)": r.predicted.map(fmt).to_numpy(),
-                             "measured": r.measured.map(fmt).to_numpy(),
-                             f"steps to {taylor.sci(self.config.reduction)}": r.steps_to_reduction.map(fmt).to_numpy()},
+        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), "ρ² (bound)": r.predicted.map(num).to_numpy(),
+                             "measured": r.measured.map(num).to_numpy(),
+                             f"steps to {num(self.config.reduction, '.1e')}": r.steps_to_reduction.map(num).to_numpy()},
                             index=pd.Index(r.run, name="step size"))
 
 

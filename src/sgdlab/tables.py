@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .experiments import ARTICLE_BASELINE, BaselineResult, OrderSpreadResult
+from .fmt import num
 from .i18n import t
 
 IMPLEMENTATION_NAMES = {
@@ -20,7 +21,7 @@ def baseline_comparison(result: BaselineResult) -> pd.DataFrame:
     table = pd.DataFrame({
         t(IMPLEMENTATION_NAMES[name]): [
             f"{r.final_loss:.6f}", f"{r.w1_error:+.4f}", f"{r.w2_error:+.4f}", f"{r.b_error:+.4f}",
-            f"{r.final_loss:.3e}",
+            num(r.final_loss, ".3e"),
         ]
         for name, r in rows.iterrows()
     }, index=[t(q) for q in ("training loss (printed as the article)", "w₁ error", "w₂ error", "b error",
@@ -37,16 +38,16 @@ def order_spread(result: OrderSpreadResult) -> pd.DataFrame:
     """Range of the final numbers over batch orders, beside the article's published ones."""
     f = result.final
     rows = [
-        ("training loss", "final_loss", ARTICLE_BASELINE["final_loss"], "{:.4e}", "{:.6f}"),
-        ("w₁ error", "w1_error", ARTICLE_BASELINE["w_error"][0], "{:+.6f}", "{:+.4f}"),
-        ("w₂ error", "w2_error", ARTICLE_BASELINE["w_error"][1], "{:+.6f}", "{:+.4f}"),
-        ("b error", "b_error", ARTICLE_BASELINE["b_error"], "{:+.6f}", "{:+.4f}"),
+        ("training loss", "final_loss", ARTICLE_BASELINE["final_loss"], ".4e", "{:.6f}"),
+        ("w₁ error", "w1_error", ARTICLE_BASELINE["w_error"][0], "+.6f", "{:+.4f}"),
+        ("w₂ error", "w2_error", ARTICLE_BASELINE["w_error"][1], "+.6f", "{:+.4f}"),
+        ("b error", "b_error", ARTICLE_BASELINE["b_error"], "+.6f", "{:+.4f}"),
     ]
     return pd.DataFrame(
-        [{t("quantity"): t(label), t("min over orders"): fmt.format(f[col].min()),
-          t("max over orders"): fmt.format(f[col].max()),
+        [{t("quantity"): t(label), t("min over orders"): num(f[col].min(), spec),
+          t("max over orders"): num(f[col].max(), spec),
           t("printed (all orders)"): " / ".join(sorted({printed.format(v) for v in f[col]})),
-          t("the article"): printed.format(article)} for label, col, article, fmt, printed in rows]
+          t("the article"): printed.format(article)} for label, col, article, spec, printed in rows]
     ).set_index(t("quantity"))
 
 

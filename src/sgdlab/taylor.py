@@ -123,6 +123,39 @@ def descent_bound(f: float, grad_norm_sq: float, L: float, eta):
     return f - eta * (1 - L * eta / 2) * grad_norm_sq
 
 
+def local_model(q: Quadratic, theta: torch.Tensor, eta: float, delta: torch.Tensor) -> torch.Tensor:
+    """m(Δ) = f(θ) + ∇f(θ)ᵀΔ + ‖Δ‖²/(2η), the first-order model with a proximity term, for Δ of shape (..., p)."""
+    return q.value(theta) + delta @ q.gradient(theta) + (delta * delta).sum(-1) / (2 * eta)
+
+
+@dataclass(frozen=True)
+class ProxCheck:
+    """The gradient step as the minimiser of the local model m, checked on sampled Δ (float64)."""
+
+    step_gap: float  # max over Δ of |m(Δ) − m(−η∇f) − ‖Δ + η∇f‖²/(2η)|: 0 up to rounding, so −η∇f minimises m
+    above: float  # min over Δ of m(Δ) − f(θ + Δ): ≥ 0 iff m lies above f there (η ≤ 1/L: Lemma 3.1)
+    above_exact: float  # min of (m − f)(Δ)/‖Δ‖² over all Δ: 1/(2η) − L/2 for a quadratic
+    decrease: float  # f(θ) − f(θ − η∇f)
+    promised: float  # f(θ) − m(−η∇f) = (η/2)‖∇f‖²: what Cor. 3.2 guarantees when η ≤ 1/L
+
+
+def prox_check(q: Quadratic, theta: torch.Tensor, eta: float, deltas: torch.Tensor) -> ProxCheck:
+    """θ − η∇f = θ + argmin_Δ m(Δ): the completed square, m above f for η ≤ 1/L, and the decrease it buys.
+
+    Completing the square, m(Δ) = f(θ) − (η/2)‖∇f‖² + ‖Δ + η∇f‖²/(2η): the least m is at Δ = −η∇f.
+    m − f = ½Δᵀ(I/η − H)Δ on a quadratic, ≥ 0 for every Δ iff η ≤ 1/L.
+    """
+    g = q.gradient(theta)
+    best = -eta * g
+    m_best = local_model(q, theta, eta, best)
+    completed = m_best + ((deltas - best) ** 2).sum(-1) / (2 * eta)
+    f0 = q.value(theta)
+    return ProxCheck(step_gap=float((local_model(q, theta, eta, deltas) - completed).abs().max()),
+                     above=float((local_model(q, theta, eta, deltas) - q.value(theta + deltas)).min()),
+                     above_exact=1 / (2 * eta) - theory.smoothness(q.hessian) / 2,
+                     decrease=float(f0 - q.value(theta + best)), promised=float(f0 - m_best))
+
+
 def gd_contraction(eta, mu: float, L: float):
     """ρ(η) = max(|1 − ημ|, |1 − ηL|): what one GD step multiplies ‖θ − θ*‖ by, at worst, on a quadratic."""
     return np.maximum(np.abs(1 - np.asarray(eta) * mu), np.abs(1 - np.asarray(eta) * L))
@@ -141,21 +174,6 @@ def full_batch_gd(q: Quadratic, theta0: torch.Tensor, lrs, steps: int, dtype: to
 def excess_curves(q: Quadratic, traj: engine.Trajectory) -> np.ndarray:
     """f(θ_k) − f* in float64 per step and run, (E+1, K), as ½ΔᵀHΔ (exact for least squares)."""
     return theory.excess_loss(traj.epoch_params.permute(0, 2, 1), q.fit).numpy()
-
-
-def fmt(x, spec: str = ".4g") -> str:
-    """A number for a report table; — for a missing or infinite one."""
-    return "—" if x is None or pd.isna(x) or not math.isfinite(x) else format(x, spec)
-
-
-SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def sci(x: float, digits: int = 2) -> str:
-    """A number for prose in scientific notation: 10⁻⁶, or 4.1 × 10⁻¹⁵."""
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    power = "10" + str(int(exponent)).translate(SUPERSCRIPT)
-    return power if math.isclose(x, 10.0 ** int(exponent), rel_tol=1e-9) else f"{mantissa} × {power}"
 
 
 # --------------------------------------------------------------------------- directional derivative

@@ -55,6 +55,21 @@ def noise_floor(sigma: float, n: int, p: int) -> float:
     return sigma**2 / 2 * (n - p) / n
 
 
+def misspecified_floor(Xa: torch.Tensor, mean: torch.Tensor, sigma: float, loss: str = "half") -> tuple[float, float]:
+    """E min_θ c·mean (Xaθ − y)² for y = f + ε, E ε = 0, Cov ε = σ²I, split: (model error, noise), float64.
+
+    The residual is (I − P)y, P the projection onto Xa's columns: E‖(I − P)(f + ε)‖² = ‖(I − P)f‖² +
+    σ² tr(I − P), the cross term having mean 0. So the floor is (c/n)‖(I − P)f‖² + cσ²(n − p)/n: model
+    error plus noise, whatever the law of ε (Gaussianity gives only the χ² law of the noise part).
+    Xa (n, p) is the design as fitted (its ones column, if any, included); f (n,) the labels' mean.
+    """
+    Xa, f = Xa.double(), mean.double().reshape(-1)
+    n, p = Xa.shape[0], int(torch.linalg.matrix_rank(Xa))
+    beta = torch.linalg.lstsq(Xa, f.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    c = loss_scale(loss)
+    return float(c * ((f - Xa @ beta) ** 2).mean()), c * sigma**2 * (n - p) / n
+
+
 def jump_least_squares(
     x: torch.Tensor, y: torch.Tensor, jump_at: float, jump_height: float, loss: str = "plain"
 ) -> tuple[float, float]:
@@ -68,7 +83,7 @@ def jump_least_squares(
     c = loss_scale(loss)
 
     def mean_loss(w: float) -> float:
-        y_hat = w * x + jump_height * (w * x >= jump_at)
+        y_hat = w * x + jump_height * (w * x >= jump_at).double()  # a bool times a float is float32 in torch
         return float(c * ((y_hat - y) ** 2).mean())
 
     edges = sorted({jump_at / float(v) for v in x if v != 0})

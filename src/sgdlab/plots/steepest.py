@@ -119,8 +119,10 @@ def descent_lemma(result: DescentLemmaResult) -> Figure:
     bad = w[w.diverged]
     right.plot(bad.factor, bad.diverged_step, "x", ms=7, mew=2, color=PALETTE[3],
                label=t("engine flags divergence (step)"))
-    right.plot(bad.factor, bad.overflow_estimate.astype(float), "_", ms=12, mew=1.5, color=PALETTE[3],
-               label=t("float32 overflow, from $\\rho(\\eta)^{2k}$"))
+    # predicted from the exact growth ½L·a_L²·ρ^(2k) of the top eigen-component: the step at which the float32
+    # sum of squared residuals, (n/c)·f, passes FLT_MAX (the engine's loss is inf from there)
+    right.plot(bad.factor, bad.overflow_predicted.astype(float), "_", ms=12, mew=1.5, color=PALETTE[3],
+               label=t("predicted: float32 $\\sum r_i^2$ overflows"))
     stuck = w[w.steps_to_tol.isna() & ~w.diverged]
     right.plot(stuck.factor, [result.config.epochs] * len(stuck), "s", ms=5, mfc="none", color="black",
                label=t("neither, after {} steps").format(result.config.epochs))

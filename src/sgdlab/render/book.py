@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from .site import Site, SiteError
+
 
 class RenderError(RuntimeError):
     """A render that cannot finish; the message says which file and what to fix."""
@@ -43,6 +45,7 @@ class Book:
     language: dict = field(default_factory=dict)  # `language:`, words overriding Quarto's translation
     output_file: str | None = None  # `book: output-file`, the PDF's name without .pdf
     config: dict = field(default_factory=dict)  # the merged configuration, for the keys read elsewhere
+    site: Site | None = None  # addresses, repository links, preview and footer (site.py)
 
     def execute_for(self, fmt: str) -> dict:
         """Cell defaults for one format: `execute:` then the format's own (`format: pdf: echo:`)."""
@@ -74,8 +77,9 @@ def _entries(items: list, root: Path, appendix: bool) -> list[Chapter]:
 
 
 def merge_config(base: dict, over: dict) -> dict:
-    """Quarto's merge of a profile into _quarto.yml (lodash mergeWith + mergeArrayCustomizer): maps
-    merged key by key, lists joined (base first) without repeats, any other value replaced."""
+    """Quarto's merge of a metadata file or a profile into _quarto.yml (lodash mergeWith +
+    mergeArrayCustomizer): maps merged key by key, lists joined (base first) without repeats, any
+    other value replaced."""
     out = dict(base)
     for key, value in over.items():
         old = out.get(key)
@@ -97,16 +101,6 @@ def merge_config(base: dict, over: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise RenderError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise RenderError(f"{path}: expected a YAML mapping")
-    return data
-
-
 def profiles(cfg: dict) -> list[str]:
     """`profile: default:` of a _quarto.yml, as a list (Quarto's comma-separated string, or a list)."""
     default = (cfg.get("profile") or {}).get("default") or []
@@ -120,6 +114,10 @@ def read_config(root: Path, profile: str | None = None) -> tuple[dict, str | Non
     if not cfg_path.is_file():
         raise RenderError(f"{cfg_path} not found: the report needs a Quarto book project file")
     cfg = _read_yaml(cfg_path)
+    # Quarto merges the project's `metadata-files` over _quarto.yml, skipping one that is missing,
+    # and then the profiles over both (project-context.ts).
+    for extra in (root / str(f) for f in _as_list(cfg.get("metadata-files"))):
+        cfg = merge_config(cfg, _read_yaml(extra)) if extra.is_file() else cfg
     active = [profile] if profile else profiles(cfg)
     cfg.pop("profile", None)
     for name in reversed(active):  # Quarto merges the profiles last to first: the first one wins
@@ -142,9 +140,14 @@ def load_book(root: Path, profile: str | None = None) -> Book:
     bib = cfg.get("bibliography") or []
     bibs = tuple(root / str(b) for b in (bib if isinstance(bib, list) else [bib]))
     meta = {k: book[k] for k in ("subtitle", "author", "date") if book.get(k)}
+    title = str(book.get("title") or "Report")
+    try:
+        site = Site.from_book(book, title)
+    except SiteError as e:
+        raise RenderError(str(e)) from None
     return Book(
         root=root,
-        title=str(book.get("title") or "Report"),
+        title=title,
         chapters=chapters,
         meta=meta,
         bibliography=bibs,
@@ -159,7 +162,19 @@ def load_book(root: Path, profile: str | None = None) -> Book:
         language=dict(cfg.get("language") or {}),
         output_file=str(book["output-file"]) if book.get("output-file") else None,
         config=cfg,
+        site=site,
     )
+
+
+def _read_yaml(path: Path) -> dict:
+    """A YAML mapping from a file; a file that is not one is a RenderError naming it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RenderError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RenderError(f"{path} must hold a YAML mapping")
+    return data
 
 
 def _as_list(value) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -22,30 +24,35 @@ from .execute import ChapterRun, Job, default_jobs, run_chapters
 from .markdown import Ctx, chapter_markdown
 from .output import write_html, write_pdf
 from .quarto import _swap_in
+from .site import SiteError, write_override
 from .subset import doc_problems
 from .words import words
 
 
-def _publish(files: list[Path], dest: Path, complete: bool = False) -> list[Path]:
-    """Move finished outputs into dest, each replacing its old version atomically.
+def _publish(files: list[Path], dest: Path, complete: bool = False, build: Path | None = None) -> list[Path]:
+    """Move finished outputs into dest, at their paths below build (default: the first one's
+    folder), each replacing its old version atomically.
 
     A complete book (every format) replaces dest as a whole, so that no page of an earlier render
     (say Quarto's report/*.html and site_libs/) is left beside it; a partial one keeps the rest.
     """
+    build = build or files[0].parent
+    rels = [f.relative_to(build) for f in files]
     if complete:
-        staged = files[0].parent / "_publish"
-        staged.mkdir()
-        for f in files:
-            shutil.copyfile(f, staged / f.name)
+        staged = build / "_publish"
+        for f, rel in zip(files, rels, strict=True):
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, staged / rel)
         _swap_in(staged, dest)
-        return [dest / f.name for f in files]
-    dest.mkdir(parents=True, exist_ok=True)
+        return [dest / rel for rel in rels]
     out = []
-    for f in files:
-        tmp = dest / f".{f.name}.partial"
+    for f, rel in zip(files, rels, strict=True):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.partial")
         shutil.copyfile(f, tmp)
-        os.replace(tmp, dest / f.name)
-        out.append(dest / f.name)
+        os.replace(tmp, target)
+        out.append(target)
     return out
 
 
@@ -56,7 +63,9 @@ def run_pre_render(book: Book) -> None:
         if cmd and cmd[0].endswith(".py"):
             cmd = [sys.executable, *cmd]
         try:
-            proc = subprocess.run(cmd, cwd=book.root, capture_output=True, text=True)
+            # Quarto names the active profile to its pre-render step (QUARTO_PROFILE)
+            env = {**os.environ, **({"QUARTO_PROFILE": book.profile} if book.profile else {})}
+            proc = subprocess.run(cmd, cwd=book.root, capture_output=True, text=True, env=env)
         except OSError as e:
             raise RenderError(f"pre-render script {script!r} (_quarto.yml) could not run: {e}") from None
         if proc.returncode != 0:
@@ -74,9 +83,11 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: in
     problems = editions.check(root)
     if problems:
         raise RenderError("the editions do not have the same chapters:\n  " + "\n  ".join(problems))
-    books = [load_book(root, profile) for profile in profiles]
-    parsed = [(book, *_checked(book)) for book in books]
-    run_pre_render(books[0])
+    parsed = [(book, *_checked(book)) for book in (load_book(root, profile) for profile in profiles)]
+    run_pre_render(parsed[0][0])
+    # as Quarto re-reads the project after its pre-render step, each edition with its addresses (site.py)
+    parsed = [(_load_edition(root, book.profile), chapters, numbering) for book, chapters, numbering in parsed]
+    _load_edition(root, profiles[0])  # and the site's own addresses left for `quarto publish`
     runs = execute_chapters([(book, ch, doc) for book, chapters, _ in parsed for ch, doc in chapters],
                             jobs or default_jobs(), progress)
     problems = [p for book, chapters, _ in parsed for p in inline_drift(book, chapters, runs)]
@@ -87,11 +98,25 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: in
         for k, (book, chapters, numbering) in enumerate(parsed):
             build = Path(tmp) / str(k)
             build.mkdir()
-            files = write_outputs(book, chapters, numbering, [runs[ch.rel] for ch, _ in chapters], to, build)
-            written += _publish(files, book.output_dir, complete=to == "all")
+            mine = [runs[ch.rel] for ch, _ in chapters]
+            files = write_outputs(book, chapters, numbering, mine, to, build)
+            preview = write_preview(book, chapters, mine, build) if to in ("html", "all") else None
+            written += _publish(files + ([preview] if preview else []), book.output_dir, complete=to == "all",
+                                build=build)[:len(files)]
     for line in editions.assemble(root) if any(profiles) else []:
         print(line, file=sys.stderr)
     return written
+
+
+def _load_edition(root: Path, profile: str | None) -> Book:
+    """An edition's book as Quarto reads it after that edition's pre-render step: assets/site.yml
+    holds its addresses (site.py). A book without editions keeps what its pre-render step wrote."""
+    if profile is not None:
+        try:
+            write_override(root, profile=profile)
+        except SiteError as e:
+            raise RenderError(str(e)) from None
+    return load_book(root, profile)
 
 
 def _checked(book: Book) -> tuple[list, object]:
@@ -100,7 +125,7 @@ def _checked(book: Book) -> tuple[list, object]:
     chapters = parse_chapters(book)
     problems = [p for ch, doc in chapters for p in doc_problems(doc, ch.rel)]
     if problems:
-        raise RenderError("constructs outside the report's Quarto subset (DESIGN.md):\n  "
+        raise RenderError("constructs outside the report's Quarto subset (docs/DESIGN.md):\n  "
                           + "\n  ".join(problems))
     numbering = number_book(chapters)
     problems = ref_problems(chapters, numbering, book.bibliography)
@@ -127,6 +152,26 @@ def inline_drift(book: Book, chapters: list, runs: dict[str, ChapterRun]) -> lis
 
 def _values(run: ChapterRun) -> list[str]:
     return [v for i in sorted(run.inline) for v in run.inline[i]]
+
+
+def write_preview(book: Book, chapters: list, runs: list[ChapterRun], build: Path) -> Path | None:
+    """The link-preview image (`book: image:`) at its path under build, as Quarto's site has it:
+    a file of the project, or a figure Quarto writes (site.figure_output); None without one."""
+    image = book.site.image if book.site else ""
+    if not image or "://" in image:
+        return None
+    rel = image.lstrip("/")
+    out = build / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if (book.root / rel).is_file():
+        shutil.copyfile(book.root / rel, out)
+        return out
+    png = figure_output(rel, chapters, runs)
+    if png is None:
+        raise RenderError(f"_quarto.yml: `book: image: {image}` is neither a file of the project nor a figure"
+                          " of the book (<chapter>_files/figure-html/<label>-output-<n>.png, as Quarto names it)")
+    out.write_bytes(png)
+    return out
 
 
 def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) -> list[ChapterRun]:
@@ -185,6 +230,26 @@ def execute_chapters(items: list[tuple[Book, object, object]], jobs: int,
     return {job.name: run for job, run in zip(work, runs, strict=True)}
 
 
+# Where Quarto's HTML render writes a cell's n-th output when it is an image (src/core/jupyter/jupyter.ts).
+FIGURE_FILE = re.compile(r"(?P<chapter>.+)_files/figure-html/(?P<label>[^/]+)-output-(?P<n>\d+)\.png")
+
+
+def figure_output(rel: str, chapters: list, runs: list[ChapterRun]) -> bytes | None:
+    """The PNG that Quarto's HTML render writes to the project path rel, from the executed chapters."""
+    m = FIGURE_FILE.fullmatch(rel)
+    if m is None:
+        return None
+    for (ch, doc), run in zip(chapters, runs, strict=True):
+        if Path(ch.rel).with_suffix("").as_posix() != m["chapter"]:
+            continue
+        cells = [i for i, ev in enumerate(doc.events) if ev.kind == "cell" and ev.cell.label == m["label"]]
+        outputs = run.outputs.get(cells[0], []) if cells else []
+        n = int(m["n"])
+        data = outputs[n - 1].get("data", {}) if 1 <= n <= len(outputs) else {}
+        return base64.b64decode(data["image/png"]) if "image/png" in data else None
+    return None
+
+
 def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun], fmt: str, build: Path) -> str:
     """The whole book as the Markdown handed to Pandoc for fmt ("html" or "typst"); figures go under build.
 
@@ -197,9 +262,11 @@ def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun],
     switch = editions.others(book)
     note = editions.untranslated_note(book)
     english_only = set(editions.untranslated(book))
+    site = book.site if fmt == "html" else None  # repository links: HTML only, as Quarto's
     return "\n\n".join(
         chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build, code_fold, names, switch,
                                        note if ch.rel in english_only else None), execute)
+        + (site.actions_markdown(ch.rel, names) if site else "")
         for (ch, doc), run in zip(chapters, runs, strict=True))
 
 

@@ -1,4 +1,4 @@
-"""The Quarto subset of DESIGN.md: anything else in a chapter is reported, with its line."""
+"""The Quarto subset of docs/DESIGN.md: anything else in a chapter is reported, with its line."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ ENGLISH = {
     "callout-note-title": "Note", "callout-tip-title": "Tip", "callout-warning-title": "Warning",
     "callout-important-title": "Important", "code-summary": "Code", "toc-title-document": "Table of contents",
     "tools-download": "Download", "section-title-appendices": "Appendices",
+    "code-tools-source-code": "Source Code", "repo-action-links-edit": "Edit this page",
+    "repo-action-links-source": "View source", "repo-action-links-issue": "Report an issue",
 }
 CHINESE = {
     "crossref-fig-title": "图", "crossref-tbl-title": "表", "crossref-eq-prefix": "式",
@@ -24,7 +26,9 @@ CHINESE = {
     "crossref-apx-prefix": "附录", "environment-proof-title": "证",
     "callout-note-title": "注记", "callout-tip-title": "提示", "callout-warning-title": "警告",
     "callout-important-title": "重要", "code-summary": "代码", "toc-title-document": "目录",
-    "section-title-appendices": "附录",
+    "section-title-appendices": "附录", "code-tools-source-code": "源代码",
+    "repo-action-links-edit": "编辑该页面", "repo-action-links-source": "查看代码",
+    "repo-action-links-issue": "反馈问题",
 }
 LANGUAGES = {"en": {}, "zh": CHINESE}
 # The cross-reference kinds of the subset and their words.
