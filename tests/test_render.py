@@ -499,3 +499,19 @@ def test_a_complete_builtin_render_replaces_the_whole_book_dir(tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == ["Book.pdf", "index.html"]
     assert (dest / "Book.pdf").read_text() == "new pdf"
 
+
+def test_a_table_whose_first_column_is_one_character_wide_is_a_table():
+    """markdown_table's rule for a one-character header (`|--:|`, a Chinese 步) is a table to the
+    built-in engine, as it is to Pandoc."""
+    import nbformat
+    import pandas as pd
+
+    from sgdlab.notebook import markdown_table
+    from sgdlab.render.markdown import _chunks
+
+    md = markdown_table(pd.DataFrame({"步": [1, 2], "x": [0.5, 0.25]}).set_index("步"))
+    assert md.splitlines()[1].startswith("|-")
+    out = nbformat.from_dict({"output_type": "display_data", "data": {"text/markdown": md}, "metadata": {}})
+    (chunk,) = _chunks([out], False, "html")
+    assert chunk[0] == "table", md
+    assert "<table>" in pandoc(["-f", "markdown", "-t", "html"], md, Path.cwd())

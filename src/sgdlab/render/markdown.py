@@ -21,7 +21,9 @@ CALLOUT_COLOURS = {"note": "#0758e5", "tip": "#00a047", "warning": "#ffa500", "i
 BRACKET = re.compile(r"\[([^\[\]]*@[^\[\]]*)\](?![(\[{])")
 FOOTNOTE = re.compile(r"\[\^([^\]\s]+)\]")
 NOT_PROSE = re.compile(r"^\s*(\$\$|:::|```|~~~|\||\+[-=]|#|<|: |!\[)")
-TABLE_RULE = re.compile(r"^\s*(\|?\s*:?-{3,}|\+[-=:+]{3,}|-{3,}(\s+-{3,})+)", re.M)
+# A Markdown table's rule line: a pipe table's (`|--:|` for a one-character column, as
+# notebook.markdown_table writes it: Pandoc needs one dash), a grid table's or a simple table's.
+TABLE_RULE = re.compile(r"^\s*(\|\s*:?-+:?\s*\||\|?\s*:?-{3,}|\+[-=:+]{3,}|-{3,}(\s+-{3,})+)", re.M)
 
 
 @dataclass
