@@ -19,6 +19,7 @@ import pandas as pd
 from . import data, experiments, explore, seeds
 from .capacity import NoiseFloorConfig
 from .fmt import Markdown, num
+from .i18n import t
 from .seeds import ARTICLE_SEED
 
 TAIL = 257  # seeds for a claim about a tail, or about where seed 20 falls: a percentile to ±2 points (1 se)
@@ -205,11 +206,12 @@ def table() -> pd.DataFrame:
     rows = []
     for claim_id in CLAIMS:
         c = check(claim_id)
-        rows.append({"supports": f"@{c.claim.section}",
-                     "claim (statistic)": f"`{claim_id}`: {c.claim.text} ({c.claim.statistic})",
-                     "seeds": f"{c.seeds[0]}–{c.seeds[-1]}",
-                     "holds in": "—" if c.count is None else f"{c.count} of {c.n}",
-                     "mean ± se; median (10–90 %)": f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
-                                                    f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
-                                                    f" – {num(c.quantile(0.9), '.3g')})"})
-    return pd.DataFrame(rows).set_index("supports")
+        rows.append({t("supports"): f"@{c.claim.section}",
+                     t("claim (statistic)"): t("`{0}`: {1} ({2})").format(claim_id, t(c.claim.text),
+                                                                         t(c.claim.statistic)),
+                     t("seeds"): f"{c.seeds[0]}–{c.seeds[-1]}",
+                     t("holds in"): "—" if c.count is None else t("{0} of {1}").format(c.count, c.n),
+                     t("mean ± se; median (10–90 %)"): f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
+                                                       f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
+                                                       f" – {num(c.quantile(0.9), '.3g')})"})
+    return pd.DataFrame(rows).set_index(t("supports"))
