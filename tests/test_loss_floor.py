@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from sgdlab import article_log as al
 from sgdlab import capacity as cap
 from sgdlab import cycle as cy
-from sgdlab import data, engine, experiments, theory
+from sgdlab import data, engine, experiments, fmt, theory
 from sgdlab import loss_floor as lf
 from sgdlab import precision as fp
 from sgdlab.plots import loss_floor as plots
@@ -302,7 +302,7 @@ def test_report_tables_fit_a_page(replay, four, cycle, noise, precision):
     for t in tables:
         assert t.index.name and not isinstance(t.index, pd.RangeIndex), list(t.columns)
         assert len(t.columns) <= 6, list(t.columns)
-        cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
+        cells = [fmt.plain(str(v)) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]  # as read
         assert max(map(len, cells)) <= 50, max(cells, key=len)
 
 

@@ -13,6 +13,7 @@ import pytest
 from IPython.display import Markdown
 
 from sgdlab import notebook
+from sgdlab.fmt import num
 from sgdlab.render import assets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,22 @@ def test_wide_table_gets_relative_widths_and_short_columns_keep_room():
     assert share[2] * chars >= len("0.000049") and share[3] * chars >= len('`f"{x:f}"`')
     assert share[1] == max(share)
     assert '| `f"{x:f}"` |' in table  # code stays a code span
+
+
+def test_a_formula_is_a_number_as_wide_as_it_reads_and_signs_are_minus_signs():
+    """A cell of fmt.num is right-aligned and sized by what it shows (6.475295 × 10⁻⁸), not by its TeX."""
+    long = "a long sentence that has to wrap inside its cell on any page " * 2
+    df = pd.DataFrame({"text": [long, "short"], "loss": [num(6.475295e-8, ".6e"), num(8.9e-4, ".1e")],
+                       "w": ["-0.0008", "(0.349, -0.580)"], "code": ["`f(-1)`", "-"]})
+    table = notebook.markdown_table(df)
+    widths = [len(d) for d in _rule(table).strip("|").split("|")]
+    assert _rule(table).split("|")[3].endswith(":")  # right-aligned (after the index and the text)
+    share = widths[2] / sum(widths)
+    assert share * notebook.TEXT_WIDTH >= len("6.475295 × 10⁻⁸")  # its column holds the number
+    assert share < 2 * len("6.475295 × 10⁻⁸") / notebook.TEXT_WIDTH  # ... not the 27 characters of its TeX
+    assert r"| ${6.475295 \times 10^{-8}}$ |" in table  # the formula itself is left as it is
+    assert "| −0.0008 |" in table and "(0.349, −0.580)" in table  # TeX never breaks after a minus sign
+    assert "| `f(-1)` |" in table and table.endswith("| - |")  # code, and the "no value" dash, stay
 
 
 def test_setup_shows_dataframes_as_markdown_only():

@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+import typst
 
 from sgdlab import render as render_pkg
+from sgdlab.fmt import num
 from sgdlab.render import RenderError, check_refs, check_subset, load_book, render
 from sgdlab.render.crossref import number_book, parse_chapters
+from sgdlab.render.output import HERE, pandoc
 from sgdlab.render.qmd import parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
@@ -52,6 +55,22 @@ def words_off_the_text_area(pdf: Path, margin: float = 36.0) -> list[str]:
                 bad.append(f"page {n}: {word!r} at x {float(x0):.0f}–{float(x1):.0f} of {width:.0f}")
     return bad
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+# Where a line of `pdftotext -raw` (the PDF's own order, line-end hyphens kept) ends inside a number,
+# the next line holding the rest: after the × of 1.8 × 10⁻⁷ (Typst breaks inline math after an
+# operator), inside e-notation 6.475e- / 08, or after a lone leading hyphen - / 0.0008 (TeX breaks
+# after a hyphen). Not after a point: neither engine breaks 1.8 there, and "needs 163." may end a
+# line before a heading "3.6.3".
+NUMBER_BREAK = re.compile(r"(\d ?×|\d[eE][-+−]?|(?:^|[\s(\[])-)\n[-+−]?\d", re.M)
+
+
+def numbers_broken_across_lines(pdf: Path) -> list[str]:
+    """Each place where a line of the PDF's text ends inside a number, with some context."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return [text[max(0, m.start() - 30):m.end() + 10] for m in NUMBER_BREAK.finditer(text)]
 
 
 def copy_book(tmp_path: Path, src: Path = FIXTURE) -> Path:
@@ -128,6 +147,23 @@ def test_a_wide_table_wraps_inside_the_pdf_page(rendered):
     assert words_off_the_text_area(pdf) == []
     html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
     assert '<code>f&quot;{loss:f}&quot;</code>' in html  # code in a cell is code, not curly quotes
+
+
+@pytest.mark.parametrize("filtered", [True, False])
+def test_a_number_is_one_box_in_the_typst_pdf(tmp_path, filtered):
+    """Typst breaks inline math after ×: render/math.lua sets each of fmt.num's formulas as one box.
+
+    Without the filter (the control) the same narrow page breaks numbers, so the check can fail.
+    """
+    # A7 with 5 mm margins: a number takes half a line, so many lines end next to one.
+    text = "---\npapersize: a7\nmargin: {x: 5mm, y: 5mm}\n---\n\n" + " ".join(
+        f"w{'x' * (i % 7)} {num(6.475295e-8 * (i + 1), '.6e')}," for i in range(80))
+    args = ["-f", "markdown", "-t", "typst", "--standalone"]
+    typ = pandoc([*args, f"--lua-filter={HERE / 'math.lua'}"] if filtered else args, text, tmp_path)
+    (tmp_path / "page.typ").write_text(typ, encoding="utf-8")
+    typst.compile(str(tmp_path / "page.typ"), output=str(tmp_path / "page.pdf"))
+    broken = numbers_broken_across_lines(tmp_path / "page.pdf")
+    assert (broken == []) if filtered else broken
 
 
 def test_numbering_matches_quarto():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sgdlab.fmt import num
 from sgdlab.render import qmd
 from sgdlab.render.book import load_book
 from sgdlab.render.builtin import write_outputs
@@ -85,8 +86,8 @@ def test_baseline_chapter_numbers_are_the_clis(baseline_run):
     s = json.loads(out.stdout)
     # as a reader sees them: Quarto escapes a str's Markdown characters (0\.000049 shows 0.000049)
     inline = {re.sub(r"\\([^\w\s])", r"\1", v) for values in baseline_run.inline.values() for v in values}
-    expected = {f"{s['final_loss']:f}", f"{s['w_error'][0]:.4f}", f"{s['w_error'][1]:.4f}",
-                f"{s['b_error']:.4f}", f"{s['loss_floor']:.4e}", str(s["seed"]), str(s["lr"]), str(s["epochs"])}
+    expected = {f"{s['final_loss']:f}", num(s["w_error"][0], ".4f"), num(s["w_error"][1], ".4f"),
+                num(s["b_error"], ".4f"), num(s["loss_floor"], ".4e"), str(s["seed"]), str(s["lr"]), str(s["epochs"])}
     assert expected <= inline
 
 

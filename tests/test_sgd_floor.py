@@ -11,7 +11,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sgdlab import bias_run, capacity, cycle, data, experiments, remedies, sampling, sgd_floor, stats, theory
+from sgdlab import bias_run, capacity, cycle, data, experiments, fmt, remedies, sampling, sgd_floor, stats, theory
 from sgdlab.plots import sampling as plots
 
 X, Y = data.TOY_X, data.TOY_Y_NOISY
@@ -280,7 +280,7 @@ def test_new_tables_fit_a_page(samp, bias):
     floor = sgd_floor.sgd_floor(sgd_floor.SgdFloorConfig(lrs=(0.01, 0.03), runs=2, epochs=4, burn_in=2))
     for t in (samp.table(), bias.table(), floor.table()):
         assert t.index.name and len(t.columns) <= 6, list(t.columns)
-        cells = [str(v) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]
+        cells = [fmt.plain(str(v)) for v in (*t.index, *t.columns, *t.to_numpy().ravel())]  # as read
         assert max(map(len, cells)) <= 50, max(cells, key=len)
 
 

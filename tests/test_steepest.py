@@ -95,12 +95,6 @@ def test_minibatch_variance_against_every_subset():
         assert norms.minibatch_variance(G, B) == pytest.approx(exact, rel=1e-12, abs=1e-15)
 
 
-def test_sci_formats_powers_of_ten():
-    assert taylor.sci(1e-6) == "10⁻⁶"
-    assert taylor.sci(4.076e-15) == "4.1 × 10⁻¹⁵"
-    assert taylor.sci(1.04e-6) == "1.0 × 10⁻⁶"
-
-
 # --------------------------------------------------------------------------- the theorems, as properties
 
 

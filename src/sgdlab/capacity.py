@@ -17,6 +17,7 @@ from . import data, engine, stats, theory
 from ._lazy import torch
 from .article_log import checked
 from .cache import cached
+from .fmt import num
 
 # --------------------------------------------------------------------------- noise sets the floor
 
@@ -91,8 +92,8 @@ class NoiseFloorResult:
         f = self.frame
         sgd = (self.sgd.sgd_loss / self.sgd.floor).groupby(self.sgd.sigma).max().reindex(f.sigma)
         return pd.DataFrame({
-            "predicted": f.predicted.map("{:.3e}".format).to_numpy(),
-            "measured": f["mean"].map("{:.3e}".format).to_numpy(),
+            "predicted": f.predicted.map(lambda v: num(v, ".3e")).to_numpy(),
+            "measured": f["mean"].map(lambda v: num(v, ".3e")).to_numpy(),
             "ratio": f.ratio.map("{:.4f}".format).to_numpy(),
             "95 % CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(f.ratio_lo, f.ratio_hi, strict=True)],
             "KS p": self.ks().ks_p.map("{:.2f}".format).to_numpy(),

@@ -15,6 +15,7 @@ import pandas as pd
 from . import data, engine, experiments, theory
 from ._lazy import torch
 from .cache import cached
+from .fmt import num
 
 # --------------------------------------------------------------------------- the floor is least squares
 
@@ -90,14 +91,18 @@ class FourRunsResult:
             "loss vs y = x (exact)": [str(target_loss(r)) for r in d.run]})
 
     def table(self) -> pd.DataFrame:
-        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss."""
+        """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss.
+
+        A column per run: five columns of 7-digit numbers (× 10ⁿ) are wider than a page.
+        """
         d = self.decomposition
         return self._frame({
-            "floor": d.floor.map(lambda v: f"{v:.4e}" if v else "0").to_numpy(),
-            "gap": d.gap.map("{:.3e}".format).to_numpy(),
-            "floor + gap": (d.floor + d.gap).map("{:.6e}".format).to_numpy(),
-            "float64 loss": d.loss64.map("{:.6e}".format).to_numpy(),
-            "float32 log": d.final_loss.map("{:.6e}".format).to_numpy()})
+            "floor": d.floor.map(lambda v: num(v, ".4e")).to_numpy(),
+            "gap": d.gap.map(lambda v: num(v, ".3e")).to_numpy(),
+            "floor + gap": (d.floor + d.gap).map(lambda v: num(v, ".6e")).to_numpy(),
+            "float64 loss": d.loss64.map(lambda v: num(v, ".6e")).to_numpy(),
+            "float32 log": d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()}).T.rename_axis(
+                index="loss", columns=None)
 
 
 # Table rows: the labels (clean, or with 3.1) and the model.

@@ -16,8 +16,9 @@ import pandas as pd
 from . import data, taylor, theory
 from ._lazy import torch
 from .cache import cached
+from .fmt import num
 from .steepest import ARTICLE_BATCH, ARTICLE_LR
-from .taylor import Quadratic, curvature_bounds, first_below, fmt, full_batch_gd
+from .taylor import Quadratic, curvature_bounds, first_below, full_batch_gd
 
 # --------------------------------------------------------------------------- closed forms
 
@@ -176,8 +177,8 @@ class NormsResult:
     def table(self) -> pd.DataFrame:
         """The steepest unit direction per loss and norm, its slope and minus the dual norm, formatted."""
         d = self.directions
-        return pd.DataFrame({"steepest unit d": d.d.map(_vector).to_numpy(), "∇fᵀd": d.slope.map(fmt).to_numpy(),
-                             "−‖∇f‖*": (-d.dual_norm).map(fmt).to_numpy()},
+        return pd.DataFrame({"steepest unit d": d.d.map(_vector).to_numpy(), "∇fᵀd": d.slope.map(num).to_numpy(),
+                             "−‖∇f‖*": (-d.dual_norm).map(num).to_numpy()},
                             index=pd.Index(d.problem + ", " + d.norm, name="loss, norm"))
 
 
@@ -258,8 +259,8 @@ class SgdNoiseResult:
         """At θ0: the exact gradient noise per batch size and the loss after one step against its bound."""
         v = self.variance[self.variance.point == "θ0"].set_index("batch_size")
         s = self.one_step.set_index("batch_size")
-        return pd.DataFrame({"tr Cov(g_B)": v.predicted.map(fmt), "mean f₁": s.measured.map(fmt),
-                             "E f₁ (exact)": s.exact.map(fmt), "bound": s.bound.map(fmt)}).rename_axis("B")
+        return pd.DataFrame({"tr Cov(g_B)": v.predicted.map(num), "mean f₁": s.measured.map(num),
+                             "E f₁ (exact)": s.exact.map(num), "bound": s.bound.map(num)}).rename_axis("B")
 
 
 @cached

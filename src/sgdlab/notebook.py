@@ -18,10 +18,11 @@ import re
 
 import pandas as pd
 
-from . import display
+from . import display, fmt
 
-# A cell that reads as a number (right-aligned); "—", "-" and "" are the tables' "no value".
-NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|")
+# A cell that reads as a number (right-aligned), plain or a formula of fmt.num; "—", "-" and "" are
+# the tables' "no value".
+NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|—|-|" + fmt.MATH.pattern)
 PANDOC_COLUMNS = 72  # Pandoc's default --columns; Quarto does not change it
 AUTO_WIDTH = 48  # a table at most this wide (characters, with its bars) fits any page as it is
 TEXT_WIDTH = 64  # characters of table text across a page (A4/letter, 11 pt, cell padding)
@@ -30,7 +31,7 @@ TEXT_WIDTH = 64  # characters of table text across a page (A4/letter, 11 pt, cel
 def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and body rows as text: the index (its name heads it) first, then the columns."""
     def text(v: object) -> str:
-        s = " ".join(str(v).split())
+        s = fmt.minus_signs(" ".join(str(v).split()))  # TeX may break a line after a hyphen
         return s.replace("|", r"\|")
 
     names = [n for n in df.index.names if n is not None]
@@ -43,16 +44,24 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return [text(h) for h in header], body
 
 
+def _shown(cell: str) -> str:
+    """The cell as wide as it reads: a formula of fmt.num as one word of its printed length."""
+    return fmt.MATH.sub(lambda m: "0" * len(fmt.plain(m[0])), cell)
+
+
 def _widths(header: list[str], body: list[list[str]]) -> list[int]:
     """Dashes per column: each column's share of the page, never below its longest word."""
     cols = list(zip(header, *body, strict=True))
     natural = [max(len(c) for c in col) for col in cols]
     longest_word = [max((len(w) for c in col for w in c.split()), default=1) for col in cols]
     # Water-filling: long columns share what the short ones leave of the text width.
+    def fill(cap: int) -> list[int]:
+        return [max(3, w, min(n, cap)) for n, w in zip(natural, longest_word, strict=True)]
+
     cap = max(natural)
-    while cap > 1 and sum(max(w, min(n, cap)) for n, w in zip(natural, longest_word, strict=True)) > TEXT_WIDTH:
+    while cap > 1 and sum(fill(cap)) > TEXT_WIDTH:
         cap -= 1
-    widths = [max(3, w, min(n, cap)) for n, w in zip(natural, longest_word, strict=True)]
+    widths = fill(cap)
     # Pandoc reads relative widths only when a line is longer than its columns: stretch the rule.
     scale = PANDOC_COLUMNS // sum(widths) + 1
     return [w * scale for w in widths]
@@ -62,13 +71,15 @@ def markdown_table(df: pd.DataFrame) -> str:
     """A DataFrame as a Pandoc pipe table; a wide one gets relative widths so its cells wrap."""
     header, body = _cells(df)
     numeric = [all(NUMBER.fullmatch(r[j]) for r in body) and bool(body) for j in range(len(header))]
-    natural = max(len("| " + " | ".join(r) + " |") for r in [header, *body])
+    shown = [[_shown(c) for c in r] for r in [header, *body]]
+    natural = max(len("| " + " | ".join(r) + " |") for r in shown)
     if natural <= AUTO_WIDTH:
-        widths = [max(3, *(len(r[j]) for r in [header, *body])) for j in range(len(header))]
+        widths = [max(3, *(len(r[j]) for r in shown)) for j in range(len(header))]
     else:
-        widths = _widths(header, body)
-    # numbers right-aligned, text left (explicitly: Typst would centre it inside a figure)
-    rule = "|" + "|".join(("-" if num else ":") + "-" * w + (":" if num else "-")
+        widths = _widths(shown[0], shown[1:])
+    # numbers right-aligned, text left (explicitly: Typst would centre it inside a figure); the
+    # colons count in Pandoc's widths, so they stand in for dashes
+    rule = "|" + "|".join(("-" if num else ":") + "-" * (w - 2) + (":" if num else "-")
                           for w, num in zip(widths, numeric, strict=True)) + "|"
     lines = ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import pandas as pd
 from . import d2l, data
 from ._lazy import torch
 from .cache import cached
-from .taylor import fmt
+from .fmt import num
 
 JUMP_AT, JUMP_HEIGHT = 3.0, 0.1  # the article's simple_non_linearity
 
@@ -98,7 +98,7 @@ class PiecewiseResult:
         four = lambda v: f"{v + 0.0:.4f}"  # noqa: E731  (+ 0.0: no "−0.0000")
         cols = {"x": j.x.map(lambda v: f"{v:g}"), "f(w⁻)": j.left_limit.map(four),
                 "f(w)": j.value.map(four), "autograd f′": j.autograd.map(four)}
-        cols |= {f"Δf/h, h={h:g}": j[f"quotient_{h:g}"].map(lambda v: fmt(v, ".3g")) for h in self.config.h}
+        cols |= {f"Δf/h, h={num(h, 'g')}": j[f"quotient_{h:g}"].map(lambda v: num(v, ".3g")) for h in self.config.h}
         return pd.DataFrame({k: v.to_numpy() for k, v in cols.items()},
                             index=pd.Index(j.w.map(lambda v: f"{v:g}"), name="w"))
 

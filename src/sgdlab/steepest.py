@@ -18,7 +18,8 @@ from . import data, engine, taylor
 from ._lazy import torch
 from .cache import cached
 from .experiments import ToyConfig
-from .taylor import Quadratic, fmt
+from .fmt import num
+from .taylor import Quadratic
 
 ARTICLE_LR = 0.0003  # section 五: the step on the mean loss of a mini-batch of 10
 ARTICLE_BATCH = 10
@@ -75,7 +76,7 @@ class CurvatureResult:
         rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
                 "lr (article)": c.lr, "step η taken": c.step, "η·L": c.step * c.L, "batch size B": c.batch_size,
                 "L_B (largest)": c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
-        table = pd.DataFrame({label: v.map(fmt) for label, v in rows.items()}).T
+        table = pd.DataFrame({label: v.map(num) for label, v in rows.items()}).T
         table.columns = [LOSS_NAMES[name] for name in c.index]  # a plain header row: no columns name
         return table.rename_axis("quantity")
 
@@ -85,7 +86,7 @@ class CurvatureResult:
         loss = [f"{x:f}" if x < 1 else f"{x:.3g}" for x in t.final_loss]  # as the article prints it, if small
         outcome = [f"diverges at step {r.diverged_step}" if r.diverged else f"loss {x} ({r.steps} steps)"
                    for r, x in zip(t.itertuples(), loss, strict=True)]
-        return pd.DataFrame({"η": t.step.map(fmt).to_numpy(), "η × curv.": (t.step * t.curvature).map(fmt).to_numpy(),
+        return pd.DataFrame({"η": t.step.map(num).to_numpy(), "η × curv.": (t.step * t.curvature).map(num).to_numpy(),
                              "outcome": outcome}, index=pd.Index(t.variant, name="update"))
 
 
@@ -311,9 +312,9 @@ class RateResult:
     def table(self) -> pd.DataFrame:
         """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"η": r.eta.map(fmt).to_numpy(), "ρ² (bound)": r.predicted.map(fmt).to_numpy(),
-                             "measured": r.measured.map(fmt).to_numpy(),
-                             f"steps to {taylor.sci(self.config.reduction)}": r.steps_to_reduction.map(fmt).to_numpy()},
+        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), "ρ² (bound)": r.predicted.map(num).to_numpy(),
+                             "measured": r.measured.map(num).to_numpy(),
+                             f"steps to {num(self.config.reduction, '.1e')}": r.steps_to_reduction.map(num).to_numpy()},
                             index=pd.Index(r.run, name="step size"))
 
 

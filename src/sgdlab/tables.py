@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .experiments import ARTICLE_BASELINE, BaselineResult, OrderSpreadResult
+from .fmt import num
 
 IMPLEMENTATION_NAMES = {
     "scratch": "scratch (hand-written sgd)",
@@ -19,7 +20,7 @@ def baseline_comparison(result: BaselineResult) -> pd.DataFrame:
     table = pd.DataFrame({
         IMPLEMENTATION_NAMES[name]: [
             f"{r.final_loss:.6f}", f"{r.w1_error:+.4f}", f"{r.w2_error:+.4f}", f"{r.b_error:+.4f}",
-            f"{r.final_loss:.3e}",
+            num(r.final_loss, ".3e"),
         ]
         for name, r in rows.iterrows()
     }, index=["training loss (printed as the article)", "w₁ error", "w₂ error", "b error", "training loss"])
@@ -35,15 +36,15 @@ def order_spread(result: OrderSpreadResult) -> pd.DataFrame:
     """Range of the final numbers over batch orders, beside the article's published ones."""
     f = result.final
     rows = [
-        ("training loss", "final_loss", ARTICLE_BASELINE["final_loss"], "{:.4e}", "{:.6f}"),
-        ("w₁ error", "w1_error", ARTICLE_BASELINE["w_error"][0], "{:+.6f}", "{:+.4f}"),
-        ("w₂ error", "w2_error", ARTICLE_BASELINE["w_error"][1], "{:+.6f}", "{:+.4f}"),
-        ("b error", "b_error", ARTICLE_BASELINE["b_error"], "{:+.6f}", "{:+.4f}"),
+        ("training loss", "final_loss", ARTICLE_BASELINE["final_loss"], ".4e", "{:.6f}"),
+        ("w₁ error", "w1_error", ARTICLE_BASELINE["w_error"][0], "+.6f", "{:+.4f}"),
+        ("w₂ error", "w2_error", ARTICLE_BASELINE["w_error"][1], "+.6f", "{:+.4f}"),
+        ("b error", "b_error", ARTICLE_BASELINE["b_error"], "+.6f", "{:+.4f}"),
     ]
     return pd.DataFrame(
-        [{"quantity": label, "min over orders": fmt.format(f[col].min()), "max over orders": fmt.format(f[col].max()),
+        [{"quantity": label, "min over orders": num(f[col].min(), spec), "max over orders": num(f[col].max(), spec),
           "printed (all orders)": " / ".join(sorted({printed.format(v) for v in f[col]})),
-          "the article": printed.format(article)} for label, col, article, fmt, printed in rows]
+          "the article": printed.format(article)} for label, col, article, spec, printed in rows]
     ).set_index("quantity")
 
 

@@ -176,21 +176,6 @@ def excess_curves(q: Quadratic, traj: engine.Trajectory) -> np.ndarray:
     return theory.excess_loss(traj.epoch_params.permute(0, 2, 1), q.fit).numpy()
 
 
-def fmt(x, spec: str = ".4g") -> str:
-    """A number for a report table; — for a missing or infinite one."""
-    return "—" if x is None or pd.isna(x) or not math.isfinite(x) else format(x, spec)
-
-
-SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def sci(x: float, digits: int = 2) -> str:
-    """A number for prose in scientific notation: 10⁻⁶, or 4.1 × 10⁻¹⁵."""
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    power = "10" + str(int(exponent)).translate(SUPERSCRIPT)
-    return power if math.isclose(x, 10.0 ** int(exponent), rel_tol=1e-9) else f"{mantissa} × {power}"
-
-
 # --------------------------------------------------------------------------- directional derivative
 
 

@@ -22,7 +22,8 @@ import pandas as pd
 from . import taylor
 from ._lazy import torch
 from .cache import cached
-from .taylor import Quadratic, curvature_bounds, first_below, fmt
+from .fmt import num
+from .taylor import Quadratic, curvature_bounds, first_below
 
 # --------------------------------------------------------------------------- update rules
 
@@ -138,17 +139,17 @@ class MomentumResult:
     def table(self) -> pd.DataFrame:
         """Predicted and measured per-step rates, and the steps to the tolerance, formatted."""
         r = self.rates
-        return pd.DataFrame({"rate (theory)": r.predicted.map(fmt).to_numpy(),
-                             "measured": r.measured.map(fmt).to_numpy(),
-                             f"steps to {taylor.sci(self.config.tolerance)}": r.steps_to_tol.map(fmt).to_numpy()},
+        return pd.DataFrame({"rate (theory)": r.predicted.map(num).to_numpy(),
+                             "measured": r.measured.map(num).to_numpy(),
+                             f"steps to {num(self.config.tolerance, '.1e')}": r.steps_to_tol.map(num).to_numpy()},
                             index=pd.Index(r.method, name="method"))
 
     def conditioning_table(self) -> pd.DataFrame:
         """κ of the toy w·x + b as its feature is centred and scaled, with the rates of GD and heavy ball."""
         c = self.conditioning
         return pd.DataFrame({"κ": c.kappa.map(lambda v: f"{v:.4g}").to_numpy(),
-                             "GD (κ−1)/(κ+1)": c.gd_rate.map(fmt).to_numpy(),
-                             "heavy ball (√κ−1)/(√κ+1)": c.hb_rate.map(fmt).to_numpy()},
+                             "GD (κ−1)/(κ+1)": c.gd_rate.map(num).to_numpy(),
+                             "heavy ball (√κ−1)/(√κ+1)": c.hb_rate.map(num).to_numpy()},
                             index=pd.Index(c.features, name="feature x"))
 
 

@@ -11,6 +11,7 @@ from ..cycle import CycleResult
 from ..data import NOISE_STD
 from ..display import report_figure
 from ..experiments import ARTICLE_BASELINE
+from ..fmt import num
 from ..loss_floor import FourRunsResult
 from ..precision import PrecisionResult
 from .style import PALETTE, figure
@@ -27,7 +28,7 @@ def four_runs(result: FourRunsResult) -> Figure:
         h = run.history.iloc[1:]
         ax.plot(h.step / 4, h.loss.clip(lower=1e-12), lw=0.8, color=PALETTE[0], label="SGD loss (float32)")
         if run.loss_floor > 1e-12:
-            ax.axhline(run.loss_floor, color="black", lw=1.0, ls="--", label=f"floor {run.loss_floor:.3e}")
+            ax.axhline(run.loss_floor, color="black", lw=1.0, ls="--", label=f"floor {num(run.loss_floor, '.3e')}")
         ax.axhline(PRINT_ZERO, color=PALETTE[1], lw=0.8, ls=":", label="prints 0.000000 below")
         long = run.config.epochs > 100
         ax.set(xscale="log" if long else "linear", yscale="log", title=TITLES[name], xlabel="epoch")
@@ -115,9 +116,9 @@ def capacity(result: CapacityResult, ymin: float = 1e-5, ymax: float = 1e3) -> F
             label="σ²/2·(n − p)/n (training floor if the model contains the truth)")
     last = f.iloc[-1]
     arrow = {"arrowstyle": "->", "color": PALETTE[0], "lw": 0.8}
-    ax.annotate(f"train {last.train:.0e}\n(below the axis)", (last.degree, ymin), xytext=(last.degree - 4, ymin * 3),
-                ha="center", fontsize=7, color=PALETTE[0], arrowprops=arrow)
-    ax.annotate(f"test {last.test:.0e}", (last.degree, ymax), xytext=(-4, -12), textcoords="offset points",
+    ax.annotate(f"train {num(last.train, '.0e')}\n(below the axis)", (last.degree, ymin),
+                xytext=(last.degree - 4, ymin * 3), ha="center", fontsize=7, color=PALETTE[0], arrowprops=arrow)
+    ax.annotate(f"test {num(last.test, '.0e')}", (last.degree, ymax), xytext=(-4, -12), textcoords="offset points",
                 ha="right", fontsize=7, color=PALETTE[1])
     ax.set(yscale="log", ylim=(ymin, ymax), xlabel=f"polynomial degree (n_train = {result.config.n_train})",
            ylabel="loss (½ squared error)")
