@@ -176,10 +176,12 @@ class MisspecifiedResult:
     def table(self) -> pd.DataFrame:
         """The split per model, formatted: model error + noise = expected floor, beside the one reached."""
         f = self.frame
-        return pd.DataFrame({"p": f.p.to_numpy(), "model error": f.model_error.map("{:.4g}".format).to_numpy(),
-                             "noise σ²/2·(n−p)/n": f.noise.map("{:.4g}".format).to_numpy(),
-                             "expected floor": f.expected.map("{:.4g}".format).to_numpy(),
-                             "floor reached": f.floor.map("{:.4g}".format).to_numpy()},
+        def fmt4(col: pd.Series) -> list:
+            return col.map(lambda v: num(v, ".4g")).tolist()
+
+        return pd.DataFrame({"p": f.p.to_numpy(), "model error": fmt4(f.model_error),
+                             "noise σ²/2·(n−p)/n": fmt4(f.noise), "expected floor": fmt4(f.expected),
+                             "floor reached": fmt4(f.floor)},
                             index=pd.Index(f.model, name="model"))
 
 
