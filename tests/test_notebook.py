@@ -63,6 +63,17 @@ def test_wide_table_gets_relative_widths_and_short_columns_keep_room():
     assert '| `f"{x:f}"` |' in table  # code stays a code span
 
 
+def test_a_cross_reference_in_a_cell_counts_as_the_words_it_shows():
+    """`@sec-steepest-quadratics` shows as "Section 3.4": its label's length must not claim the page."""
+    long = "a long sentence that has to wrap inside its cell on any page " * 2
+    df = pd.DataFrame({"text": [long, "short"], "supports": ["@sec-steepest-quadratics", "@sec-lf-floor"]})
+    header, body = notebook._cells(df)
+    shown = [[notebook._shown(c) for c in row] for row in [header, *body]]
+    widths = notebook._widths(shown[0], shown[1:])  # index, text, supports; each × Pandoc's stretch factor
+    scale = widths[0] // 3  # the index column (0, 1) gets the least width, 3
+    assert widths[2] == notebook.CROSSREF_WIDTH * scale  # not len("@sec-steepest-quadratics") * scale
+
+
 def test_a_formula_is_a_number_as_wide_as_it_reads_and_signs_are_minus_signs():
     """A cell of fmt.num is right-aligned and sized by what it shows (6.475295 × 10⁻⁸), not by its TeX."""
     long = "a long sentence that has to wrap inside its cell on any page " * 2

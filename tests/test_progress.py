@@ -1,6 +1,8 @@
 """progress: a bar only inside reporting(), only on a terminal, only in the thread that asked for it."""
 
 import io
+import os
+import sys
 import threading
 
 from sgdlab import progress
@@ -41,3 +43,17 @@ def test_another_thread_does_not_see_the_bar():
         assert "7/9" not in term.getvalue()
         progress.advance(3, 9)
     assert "3/9" in term.getvalue()
+
+
+def test_a_fresh_pseudo_terminal_of_no_size_still_shows_the_bar(monkeypatch):
+    """A new pty reports 0 × 0. tqdm reads the size of stderr itself, and given 0 × 0 draws nothing (no
+    columns, and no line for a bar at position 0): the bar on stderr must still show."""
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as term:
+        assert os.get_terminal_size(term.fileno()) == (0, 0)
+        monkeypatch.setattr(sys, "stderr", term)
+        with progress.reporting("toy-noisy", delay=0, mininterval=0):
+            progress.advance(5, 10)
+    shown = os.read(master, 65536).decode()
+    os.close(master)
+    assert "toy-noisy" in shown and "5/10" in shown

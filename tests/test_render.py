@@ -120,6 +120,7 @@ def test_html_has_quarto_numbering_math_and_embedded_figures(rendered):
     assert "ax.plot" not in html and "xs = [0" not in html  # echo: false, include: false
     assert external_requests(html) == []
     assert "@fig-" not in html and "?@" not in html
+    assert re.search(r"<td[^>]*><a href=\"#sec-beta-more\">Section 2\.1</a></td>", html)  # in a cell's table
 
 
 def test_inline_values_follow_quartos_rule(rendered):

@@ -3,9 +3,9 @@ and a second execution gives the same numbers. (The full HTML/PDF render is `mak
 
 import json
 import re
-import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from sgdlab.fmt import num
 from sgdlab.render import qmd
 from sgdlab.render.book import load_book
-from sgdlab.render.builtin import write_outputs
+from sgdlab.render.builtin import run_pre_render, write_outputs
 from sgdlab.render.crossref import number_book, parse_chapters
 from sgdlab.render.execute import run_chapter
 
@@ -68,16 +68,63 @@ def test_no_table_is_html(runs):
     assert html == []
 
 
-def test_every_table_of_the_builtin_pdf_fits_the_page(runs, tmp_path):
+@pytest.fixture(scope="module")
+def builtin_book(runs, tmp_path_factory) -> dict[str, Path]:
+    """The book's HTML page and PDF, converted once by the built-in engine from the chapters run above."""
+    run_pre_render(BOOK)  # as a render does: the fonts under assets/, which a fresh clone lacks
+    book = load_book(ROOT)  # and the metadata files the pre-render step wrote
+    chapters = parse_chapters(book)
+    html, pdf = write_outputs(book, chapters, number_book(chapters), [runs[ch.rel] for ch, _ in chapters], "all",
+                              tmp_path_factory.mktemp("book"))
+    return {"html": html, "pdf": pdf}
+
+
+def test_every_table_of_the_builtin_pdf_fits_the_page(builtin_book):
     """No word of the book's PDF within 0.5 in of the paper's edge (tables wrap, code fits)."""
     from test_render import words_off_the_text_area
 
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    chapters = parse_chapters(BOOK)
-    [pdf] = write_outputs(BOOK, chapters, number_book(chapters), [runs[ch.rel] for ch, _ in chapters], "pdf",
-                          tmp_path)
-    assert words_off_the_text_area(pdf) == []
+    assert words_off_the_text_area(builtin_book["pdf"]) == []
+
+
+def test_no_line_of_the_builtin_pdf_ends_inside_a_number(builtin_book):
+    from test_render import numbers_broken_across_lines
+
+    assert numbers_broken_across_lines(builtin_book["pdf"]) == []
+
+
+class _Prose(HTMLParser):
+    """The text a reader reads on the page, without code, folded cells, scripts, styles and TeX sources."""
+
+    SKIP = frozenset({"code", "pre", "details", "script", "style", "annotation"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag in self.SKIP
+
+    def handle_endtag(self, tag):
+        self.depth -= tag in self.SKIP
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+# A number in e-notation (4.8e-05; not inside a word: digests such as 1e2368cc are not numbers),
+# and a hyphen-minus sign (-0.0119: TeX may break a line after a hyphen, fmt.num writes U+2212).
+E_NOTATION = re.compile(r"(?<![\w.])[-+]?\d+(\.\d+)?[eE][-+]?\d+(?!\w)")
+HYPHEN_SIGN = re.compile(r"(?<![\w.)\]])-\.?\d")
+
+
+def test_the_builtin_html_prints_no_e_notation_and_no_hyphen_signs(builtin_book):
+    """Prose and tables show 1.8 × 10⁻⁷ (MathML) and −0.0119, whatever code spans and folded cells show."""
+    parser = _Prose()
+    parser.feed(builtin_book["html"].read_text(encoding="utf-8"))
+    text = " ".join(" ".join(parser.parts).split())
+    found = [text[max(0, m.start() - 40):m.end() + 10] for p in (E_NOTATION, HYPHEN_SIGN) for m in p.finditer(text)]
+    assert found == []
 
 
 def test_baseline_chapter_numbers_are_the_clis(baseline_run):

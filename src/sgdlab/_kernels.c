@@ -12,8 +12,10 @@
    of one (the article's toy runs) are then bit-identical to D2L's autograd loop; larger batches
    sum the gradient sample after sample, which BLAS does in another order (tests/test_engine.py).
 
-   target_clones compiles each loop for AVX-512, AVX2 and baseline x86-64 and picks one when the
-   module loads: a wheel built here still runs on an older CPU. */
+   Each loop is compiled for AVX-512, AVX2 and baseline x86-64 (elsewhere: baseline only), and
+   the module picks the best copy this CPU runs when it loads: a wheel built here still runs on an
+   older CPU. select() picks another (SGDLAB_KERNEL_ISA, read by kernels.py: tests run each copy);
+   every copy performs the same operations, so all give the same bits. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +24,12 @@
 #include <string.h>
 
 #define PMAX 16 /* parameters per run; wider models use the torch loop */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SGDLAB_X86 1
+#else
+#define SGDLAB_X86 0
+#endif
 
 typedef struct {
     const void *X, *y;                      /* data (n, p) or (n, p, K); labels (n,) or (n, K) */
@@ -39,8 +47,6 @@ typedef struct {
     void *step_params;                      /* (C·steps, p, K) or NULL */
     void *first_loss;                       /* (K,): the loss before the chunk, or NULL */
 } Job;
-
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* A group is one AVX-512 register of runs (16 floats, 8 doubles). Vectors exactly the size of
    a register stay in registers; GCC keeps larger generic vectors in memory between operations. */
@@ -76,8 +82,6 @@ static inline __attribute__((always_inline)) void add_f64(sum_f64 *s, vd x) { s-
 static inline __attribute__((always_inline)) vd mean_f64(sum_f64 s) { return s.v; }
 
 /* The hot loops: one compiled copy per instruction set (the inlined helpers come along). */
-#define CLONED CLONES
-
 #define GROUP 16
 #define T float
 #define VT vf
@@ -100,40 +104,66 @@ static inline __attribute__((always_inline)) vd mean_f64(sum_f64 s) { return s.v
 #define NAME(x) x##_f64
 #include "_kernels_impl.h"
 
-static void run_groups(const Job *J, int is_double, Py_ssize_t first, Py_ssize_t end)
+typedef void (*Groups)(const Job *, Py_ssize_t, Py_ssize_t);
+
+/* The compiled copies, best first; `runs` is filled in when the module loads. */
+typedef struct {
+    const char *name;
+    Groups f32, f64;
+    int runs;
+} Variant;
+
+static Variant variants[] = {
+#if SGDLAB_X86
+    {"avx512f", groups_avx512f_f32, groups_avx512f_f64, 0},
+    {"avx2", groups_avx2_f32, groups_avx2_f64, 0},
+#endif
+    {"default", groups_default_f32, groups_default_f64, 1},
+};
+#define VARIANTS ((int)(sizeof variants / sizeof variants[0]))
+
+static const Variant *chosen; /* the copy train_chunk runs */
+
+/* Whether this CPU (and its OS, which must save the wider registers) runs copy i. */
+static int cpu_runs(int i)
 {
-    if (is_double)
-        groups_f64(J, first, end);
-    else
-        groups_f32(J, first, end);
+#if SGDLAB_X86
+    __builtin_cpu_init(); /* __builtin_cpu_supports takes only literals, hence the names here */
+    if (strcmp(variants[i].name, "avx512f") == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (strcmp(variants[i].name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2");
+#endif
+    return strcmp(variants[i].name, "default") == 0;
 }
 
 typedef struct {
     const Job *job;
-    int is_double;
+    Groups groups;
     Py_ssize_t first, end;
 } Slice;
 
 static void *run_slice(void *arg)
 {
     Slice *s = arg;
-    run_groups(s->job, s->is_double, s->first, s->end);
+    s->groups(s->job, s->first, s->end);
     return NULL;
 }
 
 /* Groups are independent, so threads split them and never wait on each other inside a chunk. */
-static void run_threads(const Job *J, int is_double, int threads)
+static void run_threads(const Job *J, const Variant *v, int is_double, int threads)
 {
-    Py_ssize_t group = is_double ? 8 : 16, groups = (J->K + group - 1) / group;
-    if (threads > groups)
-        threads = (int)groups;
+    Groups groups = is_double ? v->f64 : v->f32;
+    Py_ssize_t group = is_double ? 8 : 16, n_groups = (J->K + group - 1) / group;
+    if (threads > n_groups)
+        threads = (int)n_groups;
     if (threads > 64)
         threads = 64;
     Slice slices[64];
     pthread_t ids[64];
     int started = 0;
     for (int i = 0; i < threads; i++)
-        slices[i] = (Slice){J, is_double, groups * i / threads, groups * (i + 1) / threads};
+        slices[i] = (Slice){J, groups, n_groups * i / threads, n_groups * (i + 1) / threads};
     for (int i = 1; i < threads; i++, started++)
         if (pthread_create(&ids[i], NULL, run_slice, &slices[i]) != 0)
             break;
@@ -176,21 +206,85 @@ static PyObject *train_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
     J.first_loss = (void *)(uintptr_t)first_loss;
     J.t = t;
     J.gathered = J.x_lane != 0 || J.y_lane != 0 || J.order_lane != 0;
+    const Variant *v = chosen; /* read with the GIL held: a select() meanwhile changes the next call */
     Py_BEGIN_ALLOW_THREADS
-    run_threads(&J, is_double, threads < 1 ? 1 : threads);
+    run_threads(&J, v, is_double, threads < 1 ? 1 : threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
+/* The names of the copies, best first: all compiled ones, or those this CPU runs. */
+static PyObject *names(int runnable_only)
+{
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out && i < VARIANTS; i++)
+        if (!runnable_only || variants[i].runs) {
+            PyObject *name = PyUnicode_FromString(variants[i].name);
+            if (!name || PyList_Append(out, name) < 0)
+                Py_CLEAR(out);
+            Py_XDECREF(name);
+        }
+    if (!out)
+        return NULL;
+    PyObject *tuple = PyList_AsTuple(out);
+    Py_DECREF(out);
+    return tuple;
+}
+
+/* The same names as one "a, b" string, for error messages. */
+static PyObject *joined(int runnable_only)
+{
+    PyObject *list = names(runnable_only), *comma = PyUnicode_FromString(", ");
+    PyObject *out = list && comma ? PyUnicode_Join(comma, list) : NULL;
+    Py_XDECREF(list);
+    Py_XDECREF(comma);
+    return out;
+}
+
+static PyObject *select_isa(PyObject *self, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    int i = 0;
+    while (i < VARIANTS && strcmp(variants[i].name, name) != 0)
+        i++;
+    if (i < VARIANTS && variants[i].runs) {
+        chosen = &variants[i];
+        Py_RETURN_NONE;
+    }
+    PyObject *list = joined(i < VARIANTS);
+    if (list && i < VARIANTS)
+        PyErr_Format(PyExc_ValueError, "this CPU cannot run the %s copy of the compiled loop (it runs: %U)", name,
+                     list);
+    else if (list)
+        PyErr_Format(PyExc_ValueError, "the compiled loop has no %R copy (it has: %U)", arg, list);
+    Py_XDECREF(list);
+    return NULL;
+}
+
+static PyObject *isa(PyObject *self, PyObject *unused) { return PyUnicode_FromString(chosen->name); }
+
+static PyObject *compiled(PyObject *self, PyObject *unused) { return names(0); }
+
+static PyObject *supported(PyObject *self, PyObject *unused) { return names(1); }
+
 static PyMethodDef methods[] = {
     {"train_chunk", (PyCFunction)(void (*)(void))train_chunk, METH_VARARGS | METH_KEYWORDS,
      "Run a chunk of SGD epochs for K runs in place (called by sgdlab.kernels with tensor pointers)."},
+    {"select", select_isa, METH_O, "Run the copy compiled for this instruction set (a name from supported())."},
+    {"isa", isa, METH_NOARGS, "The instruction set of the copy that runs."},
+    {"compiled", compiled, METH_NOARGS, "The instruction sets the loop was compiled for, best first."},
+    {"supported", supported, METH_NOARGS, "The instruction sets of the copies this CPU runs, best first."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {
+    for (int i = VARIANTS - 1; i >= 0; i--) /* the best runnable copy is chosen last */
+        if ((variants[i].runs = cpu_runs(i)))
+            chosen = &variants[i];
     PyObject *m = PyModule_Create(&module);
     if (m && PyModule_AddIntConstant(m, "PMAX", PMAX) < 0) {
         Py_DECREF(m);

@@ -192,7 +192,8 @@ static inline __attribute__((always_inline)) void NAME(group)(const Job *J, Py_s
         break;                                            \
     }
 
-CLONED static void NAME(groups)(const Job *J, Py_ssize_t first_group, Py_ssize_t end_group)
+static inline __attribute__((always_inline)) void NAME(groups)(const Job *J, Py_ssize_t first_group,
+                                                               Py_ssize_t end_group)
 {
     int P = (int)J->p, special = P <= 3 && !J->gathered ? P : 0;
     VT th[PMAX], g[PMAX];
@@ -205,3 +206,17 @@ CLONED static void NAME(groups)(const Job *J, Py_ssize_t first_group, Py_ssize_t
     }
 }
 #undef NAME_CASE
+
+/* One compiled copy of the loop per instruction set (_kernels.c picks one): everything above is
+   inlined into each, so each is the whole loop compiled for its target. */
+#if SGDLAB_X86
+__attribute__((target("avx512f"))) static void NAME(groups_avx512f)(const Job *J, Py_ssize_t a, Py_ssize_t b)
+{
+    NAME(groups)(J, a, b);
+}
+__attribute__((target("avx2"))) static void NAME(groups_avx2)(const Job *J, Py_ssize_t a, Py_ssize_t b)
+{
+    NAME(groups)(J, a, b);
+}
+#endif
+static void NAME(groups_default)(const Job *J, Py_ssize_t a, Py_ssize_t b) { NAME(groups)(J, a, b); }

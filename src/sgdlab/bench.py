@@ -156,6 +156,7 @@ def run_bench(repeats: int = 3, device: str = "cpu", sequential_epochs: int = TO
         "engine_k1000_us_per_run_step": k1000 * 1e6,
         "engine_k1000_us_per_run_step_worst": max(k1000_runs) * 1e6,
         "compiled_loop": kernels.usable(ds.X.to(device), 3),
+        "kernel_isa": kernels.isa(),  # the instruction set of the compiled copy timed
         "speedup_k1": reference / k1,
         "speedup_k1000": reference / k1000,
         "floor_ns_per_run_step": floor_ns,
@@ -185,7 +186,8 @@ def _text(r: dict) -> str:
         f" (matmul) = {r['floor_ns_per_run_step']:.2f} ns per run-step;"
         f" (c) is {r['engine_k1000_us_per_run_step'] * 1e3 / r['floor_ns_per_run_step']:.1f}× the floor"
         f" (worst repeat {r['engine_k1000_us_per_run_step_worst'] * 1e3 / r['floor_ns_per_run_step']:.1f}×)",
-        f"engine loop: {'compiled (sgdlab._kernels)' if r['compiled_loop'] else 'torch (no compiled loop here)'}",
+        "engine loop: " + (f"compiled (sgdlab._kernels, its {r['kernel_isa']} copy)" if r["compiled_loop"]
+                           else "torch (no compiled loop here)"),
         *_sequential_text(r["sequential"]),
     ])
 

@@ -87,18 +87,18 @@ class NoiseFloorResult:
                 "ks_d": ks.ks_d.tolist(), "ks_p": ks.ks_p.tolist(), "pooled_ks": list(self.pooled_ks()),
                 "chance_of_misses": self.chance_of_misses}
 
-    def table(self) -> pd.DataFrame:
-        """Predicted vs measured per σ (the index), formatted to the digits that matter."""
+    def table(self, sgd: pd.Series | None = None) -> pd.DataFrame:
+        """Predicted vs measured per σ (the index), formatted to the digits that matter; `sgd`, if given, is a
+        column of SGD's excess over the minimum per σ, as text (the claims registry's, over many seeds)."""
         f = self.frame
-        sgd = (self.sgd.sgd_loss / self.sgd.floor).groupby(self.sgd.sigma).max().reindex(f.sigma)
-        return pd.DataFrame({
+        table = pd.DataFrame({
             "predicted": f.predicted.map(lambda v: num(v, ".3e")).to_numpy(),
             "measured": f["mean"].map(lambda v: num(v, ".3e")).to_numpy(),
             "ratio": f.ratio.map("{:.4f}".format).to_numpy(),
             "95 % CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(f.ratio_lo, f.ratio_hi, strict=True)],
             "KS p": self.ks().ks_p.map("{:.2f}".format).to_numpy(),
-            "SGD / min": sgd.map("{:.4f}".format).to_numpy(),
         }, index=pd.Index([f"{s:.3g}" for s in f.sigma], name="σ"))
+        return table if sgd is None else table.assign(**{"SGD − min (%)": sgd.reindex(table.index).to_numpy()})
 
 
 def _scaled_floors(config: NoiseFloorConfig, runs: pd.DataFrame, sigma: float) -> torch.Tensor:

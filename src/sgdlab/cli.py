@@ -1,7 +1,8 @@
-"""`sgdlab list | run | render | bench | cache`: the command line of docs/DESIGN.md.
+"""`sgdlab list | run | render | bench | cache | claims`: the command line of docs/DESIGN.md.
 
 Every command ends with one line and no traceback on what a user can cause: bad input (exit 2),
-a diverged run (exit 3), Ctrl-C (exit 130, "sgdlab: interrupted").
+a diverged run (exit 3), Ctrl-C (exit 130, "sgdlab: interrupted"); `claims` exits 1 when a claim
+the book states for every seed fails for one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+EXIT_CLAIM_FAILED = 1  # `sgdlab claims`: a claim the book states for every seed fails for some seed
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
@@ -58,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--prune", action="store_true",
                        help="delete the entries made by other sources or library versions (`cache prune`)")
     cache.add_argument("--json", action="store_true")
+    claims = sub.add_parser("claims", help="re-check every claim the book makes about a random outcome")
+    claims.add_argument("--seeds", type=int, metavar="N",
+                        help="check every claim on the article's seed 20 and the N − 1 after it"
+                             " (default: each claim's own, as the book)")
+    claims.add_argument("--json", action="store_true", help="print one JSON object (README, Claims)")
     bench = sub.add_parser("bench", help="time the reference loop against the batched engine")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--device", default="cpu", help="where the engine runs (the reference loop stays on the CPU)")
@@ -90,7 +97,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import cache, experiments, progress, registry
+    from . import cache, experiments, kernels, progress, registry
 
     if args.out is not None and (reason := _writable_dir(args.out)):
         return _fail(reason)
@@ -99,7 +106,7 @@ def cmd_run(args) -> int:
     try:
         with progress.reporting(args.name), cache.disabled() if args.no_cache else contextlib.nullcontext():
             result = registry.run(args.name, **overrides)
-    except experiments.ConfigError as err:
+    except (experiments.ConfigError, kernels.KernelChoiceError) as err:
         return _fail(str(err))
     except experiments.Diverged as err:
         return _fail(str(err), EXIT_DIVERGED)
@@ -187,6 +194,7 @@ def cmd_render(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
     from .experiments import ConfigError, check_device
+    from .kernels import KernelChoiceError
 
     try:
         check_device(args.device)
@@ -194,10 +202,36 @@ def cmd_bench(args) -> int:
         return _fail(str(err))
     if args.sequential_epochs < 0:
         return _fail(f"--sequential-epochs must be ≥ 0, got {args.sequential_epochs}")
-    report = run_bench(device=args.device, sequential_epochs=args.sequential_epochs)
+    try:
+        report = run_bench(device=args.device, sequential_epochs=args.sequential_epochs)
+    except KernelChoiceError as err:
+        return _fail(str(err))
     text = report.pop("text")
     print(json.dumps(report) if args.json else text)
     return 0
+
+
+def cmd_claims(args) -> int:
+    from . import claims, progress
+
+    if args.seeds is not None and not 2 <= args.seeds <= claims.MAX_SEEDS:
+        return _fail(f"--seeds must be between 2 and {claims.MAX_SEEDS}, got {args.seeds}")
+    with progress.reporting("claims"):
+        checked = [claims.check(claim_id, args.seeds) for claim_id in claims.CLAIMS]
+    failed = [c for c in checked if not c.ok]
+    if args.json:
+        print(json.dumps({"seeds": args.seeds, "ok": not failed, "claims": [c.summary() for c in checked]}))
+    else:
+        width = max(len(c.id) for c in checked)
+        for c in checked:
+            holds = "statistic only" if c.count is None else f"holds in {c.count} of {c.n}"
+            mark = " (every seed)" if c.claim.universal else ""
+            print(f"{c.id:<{width}}  {holds + mark:<32}  {c.claim.statistic}: {c.mean:.4g} ± {c.se:.2g}"
+                  f" ({c.n} seeds)")
+    for c in failed:
+        print(f"sgdlab: claim {c.id} fails for seed{'s' * (len(c.failing) > 1)} {', '.join(map(str, c.failing))};"
+              " the book says it holds for every seed", file=sys.stderr)
+    return EXIT_CLAIM_FAILED if failed else 0
 
 
 def cmd_cache(args) -> int:
@@ -228,7 +262,8 @@ def cmd_cache(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        commands = {"list": cmd_list, "run": cmd_run, "render": cmd_render, "bench": cmd_bench, "cache": cmd_cache}
+        commands = {"list": cmd_list, "run": cmd_run, "render": cmd_render, "bench": cmd_bench, "cache": cmd_cache,
+                    "claims": cmd_claims}
         return commands[args.command](args)
     except BrokenPipeError:  # `sgdlab run X --json | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -238,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-QUICK_EXIT = ("list", "run", "cache")  # commands that start no subprocess and leave nothing open
+QUICK_EXIT = ("list", "run", "cache", "claims")  # commands that start no subprocess and leave nothing open
 
 
 def entry() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 from ._lazy import torch
@@ -82,13 +83,42 @@ def generator(seed: int, stream: str = "data") -> torch.Generator:
 
 
 def batch_orders(n: int, epochs: int, generator: torch.Generator) -> torch.Tensor:
-    """One random permutation of range(n) per epoch, shape (epochs, n).
+    """One random permutation of range(n) per epoch, shape (epochs, n): torch.randperm(n) epochs times.
 
     Replaces D2L's `data_iter`, whose `random.shuffle` uses Python's unseeded global RNG.
     """
+    if n <= len(_SWAP_MODULI):  # the toy's 30000 epochs: one vectorised draw instead of 30000 randperm calls
+        return fisher_yates(swap_draws(n, epochs, generator))
     orders = torch.empty(epochs, n, dtype=torch.int64)
-    for epoch in range(epochs):  # drawn into place: half the cost of stacking new tensors (30000 toy epochs)
+    for epoch in range(epochs):  # drawn into place: half the cost of stacking new tensors
         torch.randperm(n, generator=generator, out=orders[epoch])
+    return orders
+
+
+# lcm(1, …, n) for n = 1 … 22: the largest below 2**32 (lcm(1, …, 23) is not).
+_SWAP_MODULI = tuple(math.lcm(*range(1, n + 1)) for n in range(1, 23))
+
+
+def swap_draws(n: int, epochs: int, generator: torch.Generator) -> torch.Tensor:
+    """The random numbers that `epochs` calls of torch.randperm(n) draw, (epochs, n − 1), for n ≤ 22.
+
+    On the CPU, randperm's Fisher–Yates swaps position i with i + random() % (n − i), one 32-bit
+    draw per i; randint(0, m) draws random() % m from the same stream, one per element, and for
+    m = lcm(1, …, n) that number mod (n − i) is random() % (n − i). The generator ends where the
+    randperm calls would leave it (tests/test_data.py compares both, and the draws after them).
+    """
+    return torch.randint(0, _SWAP_MODULI[n - 1], (epochs, n - 1), generator=generator)
+
+
+def fisher_yates(draws: torch.Tensor) -> torch.Tensor:
+    """The permutations, (epochs, n), that randperm builds from `swap_draws` (epochs, n − 1)."""
+    epochs, n = draws.shape[0], draws.shape[1] + 1
+    orders = torch.arange(n).repeat(epochs, 1)
+    for i in range(n - 1):  # vectorised over the epochs
+        j = (i + draws[:, i] % (n - i)).unsqueeze(1)
+        at_i = orders[:, i].clone()
+        orders[:, i] = orders.gather(1, j).squeeze(1)
+        orders.scatter_(1, j, at_i.unsqueeze(1))
     return orders
 
 

@@ -4,9 +4,14 @@ setuptools builds the C extension at `pip install` (pyproject's ext-modules, opt
 C compiler the install still succeeds and the module is absent). The engine then runs its torch
 loop instead: the same arithmetic, bit-identical for batches of one (the article's toy runs) and
 within float rounding for larger batches, whose gradient sums BLAS orders its own way.
+
+The loop is compiled once per instruction set (avx512f, avx2, default); the best one this CPU runs
+is used, or the one SGDLAB_KERNEL_ISA names (read here, at import), so that tests can run each.
 """
 
 from __future__ import annotations
+
+import os
 
 from ._lazy import torch
 
@@ -15,11 +20,42 @@ try:
 except ImportError:  # not built (no C compiler at install time)
     _kernels = None
 
+ISA_VARIABLE = "SGDLAB_KERNEL_ISA"
 enabled = True  # tests and benchmarks switch the compiled loop off to compare it with the torch loop
+
+
+class KernelChoiceError(ValueError):
+    """SGDLAB_KERNEL_ISA names a copy of the compiled loop that this build or this CPU cannot run."""
+
+
+def _choose(name: str) -> str | None:
+    """Select the copy `name` (nothing if empty); the reason it cannot run, else None."""
+    if not name:
+        return None
+    if _kernels is None:
+        return f"{ISA_VARIABLE}={name}: the compiled loop (sgdlab._kernels) was not built here"
+    try:
+        _kernels.select(name)
+    except ValueError as err:
+        return f"{ISA_VARIABLE}={name}: {err}"
+    return None
+
+
+# Raised at first use, not at import: the command line turns it into one line (exit 2).
+_choice_error = _choose(os.environ.get(ISA_VARIABLE, ""))
+
+
+def isa() -> str | None:
+    """The instruction set of the compiled copy that runs (avx512f, avx2, default); None if not built."""
+    if _choice_error:
+        raise KernelChoiceError(_choice_error)
+    return None if _kernels is None else _kernels.isa()
 
 
 def usable(Xd: torch.Tensor, p: int) -> bool:
     """The compiled loop covers CPU tensors in float32/float64 with at most PMAX parameters."""
+    if _choice_error:  # a copy was asked for and cannot run: never fall back silently
+        raise KernelChoiceError(_choice_error)
     return (enabled and _kernels is not None and Xd.device.type == "cpu"
             and Xd.dtype in (torch.float32, torch.float64) and p <= _kernels.PMAX)
 

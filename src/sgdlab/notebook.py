@@ -26,6 +26,8 @@ NUMBER = re.compile(r"[-+âˆ’]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?|nan|inf|â€
 PANDOC_COLUMNS = 72  # Pandoc's default --columns; Quarto does not change it
 AUTO_WIDTH = 48  # a table at most this wide (characters, with its bars) fits any page as it is
 TEXT_WIDTH = 64  # characters of table text across a page (A4/letter, 11 pt, cell padding)
+CROSSREF = re.compile(r"-?@(fig|tbl|eq|sec|thm|lem|cor|def)-[\w-]+")
+CROSSREF_WIDTH = len("Section 2.4.7")  # what a cross-reference in a cell shows, at most
 
 
 def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -45,8 +47,9 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def _shown(cell: str) -> str:
-    """The cell as wide as it reads: a formula of fmt.num as one word of its printed length."""
-    return fmt.MATH.sub(lambda m: "0" * len(fmt.plain(m[0])), cell)
+    """The cell as wide as it reads: a formula of fmt.num as one word of its printed length, a cross-reference
+    as the longest it shows ("Section 2.4.7")."""
+    return CROSSREF.sub("x" * CROSSREF_WIDTH, fmt.MATH.sub(lambda m: "0" * len(fmt.plain(m[0])), cell))
 
 
 def _widths(header: list[str], body: list[list[str]]) -> list[int]:

@@ -41,18 +41,21 @@ class _Reporter:
                 self.bar.reset(total=total)
         self.done = done
         if self.bar is None and time.monotonic() >= self.shown_after:  # quick work never flashes a bar
+            columns, lines = _size(self.file)
             self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="epoch", file=self.file, leave=False,
-                            ncols=_columns(self.file), postfix=f"training {self.calls}", **self.options)
+                            ncols=columns, nrows=lines, postfix=f"training {self.calls}", **self.options)
         elif self.bar is not None:
             self.bar.update(done - self.bar.n)
 
 
-def _columns(file) -> int:
-    """The terminal's width; 80 where it reports none (a fresh pseudo-terminal says 0, and tqdm then draws nothing)."""
+def _size(file) -> tuple[int, int]:
+    """The terminal's columns and lines; 80 × 24 where it reports none. A fresh pseudo-terminal says 0 × 0, and
+    tqdm then draws nothing: no room across, and no line for a bar at position 0 below a height of 0."""
     try:
-        return os.get_terminal_size(file.fileno()).columns or 80
+        size = os.get_terminal_size(file.fileno())
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return 80
+        return 80, 24
+    return size.columns or 80, size.lines or 24
 
 
 _REPORTER: contextvars.ContextVar[_Reporter | None] = contextvars.ContextVar("sgdlab_progress", default=None)

@@ -50,6 +50,11 @@ class RemediesResult:
         """Root-mean-square distance to w* over the seeds after the last epoch."""
         return float(self.frame[self.frame.method == method].iloc[-1]["rms"])
 
+    def final_band(self, method: str) -> tuple[float, float]:
+        """The 10–90 % range of |w − w*| over the seeds after the last epoch."""
+        last = self.frame[self.frame.method == method].iloc[-1]
+        return float(last.lo), float(last.hi)
+
     def epochs_to(self, method: str, level: float) -> int:
         """First epoch whose rms distance to w* is at most `level`."""
         f = self.frame[self.frame.method == method]

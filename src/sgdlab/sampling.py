@@ -116,7 +116,7 @@ class SamplingResult:
     """Per (sampling, η): epoch-end offset and spread, measured and exact, and the width of w over all steps."""
 
     config: SamplingConfig
-    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width
+    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width, width_se
     slopes: dict  # "offset"/"sd"/"width" -> sampling -> fitted log-log slope
     # per row of frame, the p-value of `offset_p`: computed with the result (torch), as reading it must not need torch
     offset_ps: tuple[float, ...]
@@ -183,7 +183,8 @@ def sampling_comparison(config: SamplingConfig = SamplingConfig()) -> SamplingRe
             rows.append({"sampling": sampling, "effective_lr": eta, "offset": float(ends[:, j].mean()),
                          "offset_se": float(run_means.std() / S**0.5), "sd": float(ends[:, j].std()),
                          "offset_exact": float(m), "sd_exact": float(v) ** 0.5,
-                         "width": float((steps[:, j].amax(0) - steps[:, j].amin(0)).mean())})
+                         "width": float((widths := steps[:, j].amax(0) - steps[:, j].amin(0)).mean()),
+                         "width_se": float(widths.std() / S**0.5)})
     frame = pd.DataFrame(rows)
     slopes = {q: {s: _slope(g.effective_lr, g[q]) for s, g in frame.groupby("sampling")}
               for q in ("offset", "sd", "width")}

@@ -143,8 +143,8 @@ class SgdFloorResult:
     """Per (sampling, η): the mean excess loss over the floor, measured at epoch ends and over all steps."""
 
     config: SgdFloorConfig
-    # sampling, lr, epoch_end, all_steps (relative to the floor), all_steps_se (its standard error over the
-    # independent runs: steps within a run are correlated, runs are not), exact, leading
+    # sampling, lr, epoch_end, all_steps (relative to the floor), epoch_end_se and all_steps_se (their standard
+    # errors over the independent runs: steps within a run are correlated, runs are not), exact, leading
     frame: pd.DataFrame
     floor: float
     baseline_gd_gap: float  # excess over the floor, relative, of full-batch GD with the baseline's steps
@@ -193,6 +193,7 @@ def sgd_floor(config: SgdFloorConfig = SgdFloorConfig()) -> SgdFloorResult:
         for j, eta in enumerate(config.lrs):
             exact, leading = independent_excess(X, y, eta, B)
             rows.append({"sampling": s, "lr": eta, "epoch_end": float(excess[0][:, j].mean()),
+                         "epoch_end_se": float(excess[0][:, j].mean(0).std() / S**0.5),
                          "all_steps": float(excess[1][:, j].mean()),
                          "all_steps_se": float(excess[1][:, j].mean(0).std() / S**0.5), "exact": exact / fit.loss_floor,
                          "leading": leading / fit.loss_floor})

@@ -83,7 +83,7 @@ def jump_least_squares(
     c = loss_scale(loss)
 
     def mean_loss(w: float) -> float:
-        y_hat = w * x + jump_height * (w * x >= jump_at)
+        y_hat = w * x + jump_height * (w * x >= jump_at).double()  # a bool times a float is float32 in torch
         return float(c * ((y_hat - y) ** 2).mean())
 
     edges = sorted({jump_at / float(v) for v in x if v != 0})

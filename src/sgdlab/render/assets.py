@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 FONTS_DIR = Path("assets/fonts")
@@ -106,10 +107,20 @@ def prepare(root: Path) -> list[str]:
 
 def main() -> None:
     """`_prerender.py`: prepare the project in the working directory (Quarto runs it at the root):
-    the fonts, and the guard that keeps Quarto's `freeze` from showing stale outputs (freeze.py)."""
+    the fonts, the site's addresses (site.py), this Python's kernelspec, so that Quarto's kernels use
+    a private socket (kernelspec.py), and the guard that keeps Quarto's `freeze` from showing stale
+    outputs (freeze.py), which digests what the fonts and site steps wrote."""
+    from ..kernelspec import ensure
     from .freeze import guard
+    from .site import SiteError, write_override
+
+    ensure()  # after a plain `pip install`, which cannot write it; `make` has done it already
 
     root = Path.cwd()
+    try:
+        write_override(root)
+    except SiteError as e:
+        sys.exit(f"error: {e}")
     for line in prepare(root):
         print(line)
     note = guard(root)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from .site import Site, SiteError
+
 
 class RenderError(RuntimeError):
     """A render that cannot finish; the message says which file and what to fix."""
@@ -37,6 +39,7 @@ class Book:
     formats: dict = field(default_factory=dict)  # `format: html: {...}, pdf: {...}`
     pre_render: list[str] = field(default_factory=list)  # `project: pre-render` scripts
     downloads: list[str] = field(default_factory=list)  # `book: downloads`, e.g. [pdf]
+    site: Site | None = None  # addresses, repository links, preview and footer (site.py)
 
     def execute_for(self, fmt: str) -> dict:
         """Cell defaults for one format: `execute:` then the format's own (`format: pdf: echo:`)."""
@@ -71,10 +74,10 @@ def load_book(root: Path) -> Book:
     cfg_path = root / "_quarto.yml"
     if not cfg_path.is_file():
         raise RenderError(f"{cfg_path} not found: the report needs a Quarto book project file")
-    try:
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise RenderError(f"{cfg_path} is not valid YAML: {e}") from None
+    base = _read_yaml(cfg_path)
+    # Quarto merges the project's `metadata-files` over _quarto.yml, skipping one that is missing.
+    extra = [root / str(f) for f in _as_list(base.get("metadata-files"))]
+    cfg = _merge(base, *(_read_yaml(f) for f in extra if f.is_file()))
     project, book = cfg.get("project") or {}, cfg.get("book") or {}
     if project.get("type") != "book" or not book.get("chapters"):
         raise RenderError(f"{cfg_path}: expected `project: type: book` with `book: chapters:`")
@@ -82,9 +85,14 @@ def load_book(root: Path) -> Book:
     bib = cfg.get("bibliography") or []
     bibs = tuple(root / str(b) for b in (bib if isinstance(bib, list) else [bib]))
     meta = {k: book[k] for k in ("subtitle", "author", "date") if book.get(k)}
+    title = str(book.get("title") or "Report")
+    try:
+        site = Site.from_book(book, title)
+    except SiteError as e:
+        raise RenderError(str(e)) from None
     return Book(
         root=root,
-        title=str(book.get("title") or "Report"),
+        title=title,
         chapters=chapters,
         meta=meta,
         bibliography=bibs,
@@ -94,7 +102,30 @@ def load_book(root: Path) -> Book:
         formats={k: (v if isinstance(v, dict) else {}) for k, v in (cfg.get("format") or {}).items()},
         pre_render=_as_list(project.get("pre-render")),
         downloads=_as_list(book.get("downloads")),
+        site=site,
     )
+
+
+def _read_yaml(path: Path) -> dict:
+    """A YAML mapping from a file; a file that is not one is a RenderError naming it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RenderError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RenderError(f"{path} must hold a YAML mapping")
+    return data
+
+
+def _merge(base: dict, *overrides: dict) -> dict:
+    """Project-level `metadata-files` over _quarto.yml, as Quarto merges them: mappings key by key,
+    any other value replaced."""
+    out = dict(base)
+    for over in overrides:
+        for key, value in over.items():
+            both = isinstance(out.get(key), dict) and isinstance(value, dict)
+            out[key] = _merge(out[key], value) if both else value
+    return out
 
 
 def _as_list(value) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,26 +27,30 @@ from .quarto import _swap_in
 from .subset import doc_problems
 
 
-def _publish(files: list[Path], dest: Path, complete: bool = False) -> list[Path]:
-    """Move finished outputs into dest, each replacing its old version atomically.
+def _publish(files: list[Path], dest: Path, complete: bool = False, build: Path | None = None) -> list[Path]:
+    """Move finished outputs into dest, at their paths below build (default: the first one's
+    folder), each replacing its old version atomically.
 
     A complete book (every format) replaces dest as a whole, so that no page of an earlier render
     (say Quarto's report/*.html and site_libs/) is left beside it; a partial one keeps the rest.
     """
+    build = build or files[0].parent
+    rels = [f.relative_to(build) for f in files]
     if complete:
-        staged = files[0].parent / "_publish"
-        staged.mkdir()
-        for f in files:
-            shutil.copyfile(f, staged / f.name)
+        staged = build / "_publish"
+        for f, rel in zip(files, rels, strict=True):
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, staged / rel)
         _swap_in(staged, dest)
-        return [dest / f.name for f in files]
-    dest.mkdir(parents=True, exist_ok=True)
+        return [dest / rel for rel in rels]
     out = []
-    for f in files:
-        tmp = dest / f".{f.name}.partial"
+    for f, rel in zip(files, rels, strict=True):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.partial")
         shutil.copyfile(f, tmp)
-        os.replace(tmp, dest / f.name)
-        out.append(dest / f.name)
+        os.replace(tmp, target)
+        out.append(target)
     return out
 
 
@@ -81,11 +87,36 @@ def render_builtin(root: Path, to: str = "all", progress: bool = False, jobs: in
         raise RenderError("unresolved references:\n  " + "\n  ".join(problems))
 
     run_pre_render(book)
+    book = load_book(root)  # as Quarto re-reads the project: the pre-render step wrote metadata files
     runs = execute_book(book, chapters, jobs or default_jobs(), progress)
 
     with tempfile.TemporaryDirectory(prefix="sgdlab-render-") as tmp:
-        return _publish(write_outputs(book, chapters, numbering, runs, to, Path(tmp)), book.output_dir,
-                        complete=to == "all")
+        build = Path(tmp)
+        outputs = write_outputs(book, chapters, numbering, runs, to, build)
+        preview = write_preview(book, chapters, runs, build) if to in ("html", "all") else None
+        published = _publish(outputs + ([preview] if preview else []), book.output_dir, complete=to == "all",
+                             build=build)
+        return published[:len(outputs)]
+
+
+def write_preview(book: Book, chapters: list, runs: list[ChapterRun], build: Path) -> Path | None:
+    """The link-preview image (`book: image:`) at its path under build, as Quarto's site has it:
+    a file of the project, or a figure Quarto writes (site.figure_output); None without one."""
+    image = book.site.image if book.site else ""
+    if not image or "://" in image:
+        return None
+    rel = image.lstrip("/")
+    out = build / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if (book.root / rel).is_file():
+        shutil.copyfile(book.root / rel, out)
+        return out
+    png = figure_output(rel, chapters, runs)
+    if png is None:
+        raise RenderError(f"_quarto.yml: `book: image: {image}` is neither a file of the project nor a figure"
+                          " of the book (<chapter>_files/figure-html/<label>-output-<n>.png, as Quarto names it)")
+    out.write_bytes(png)
+    return out
 
 
 def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) -> list[ChapterRun]:
@@ -125,11 +156,33 @@ def execute_book(book: Book, chapters: list, jobs: int, progress: bool = False) 
     return runs
 
 
+# Where Quarto's HTML render writes a cell's n-th output when it is an image (src/core/jupyter/jupyter.ts).
+FIGURE_FILE = re.compile(r"(?P<chapter>.+)_files/figure-html/(?P<label>[^/]+)-output-(?P<n>\d+)\.png")
+
+
+def figure_output(rel: str, chapters: list, runs: list[ChapterRun]) -> bytes | None:
+    """The PNG that Quarto's HTML render writes to the project path rel, from the executed chapters."""
+    m = FIGURE_FILE.fullmatch(rel)
+    if m is None:
+        return None
+    for (ch, doc), run in zip(chapters, runs, strict=True):
+        if Path(ch.rel).with_suffix("").as_posix() != m["chapter"]:
+            continue
+        cells = [i for i, ev in enumerate(doc.events) if ev.kind == "cell" and ev.cell.label == m["label"]]
+        outputs = run.outputs.get(cells[0], []) if cells else []
+        n = int(m["n"])
+        data = outputs[n - 1].get("data", {}) if 1 <= n <= len(outputs) else {}
+        return base64.b64decode(data["image/png"]) if "image/png" in data else None
+    return None
+
+
 def book_markdown(book: Book, chapters: list, numbering, runs: list[ChapterRun], fmt: str, build: Path) -> str:
     """The whole book as the Markdown handed to Pandoc for fmt ("html" or "typst"); figures go under build."""
     code_fold = bool((book.formats.get("html") or {}).get("code-fold"))
     execute = book.execute_for("pdf" if fmt == "typst" else fmt)
+    site = book.site if fmt == "html" else None  # repository links: HTML only, as Quarto's
     return "\n\n".join(chapter_markdown(doc, run, Ctx(fmt, ch, numbering, build, code_fold), execute)
+                        + (site.actions_markdown(ch.rel) if site else "")
                         for (ch, doc), run in zip(chapters, runs, strict=True))
 
 

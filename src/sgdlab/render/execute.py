@@ -11,7 +11,6 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from ..kernelspec import release, secure
 from .book import RenderError
 from .qmd import Doc, inline_exprs
 
@@ -119,10 +119,9 @@ async def _execute(job: Job, project_execute: dict, executing: Callable[[Noteboo
     # Not client.async_setup_kernel: it takes SIGINT over for its own kernel only (and the first of
     # several kernels to finish removes the others' handlers); _execute_all handles Ctrl-C for all.
     client.km = client.create_kernel_manager()
+    private = secure(client.km)  # a Unix socket in a directory of our own, not plain TCP (kernelspec.py)
     try:
-        # The kernel's own stderr (transport warnings, debugger notices) is noise for a reader;
-        # errors of the code reach us through the messaging protocol instead.
-        await client.async_start_new_kernel(stderr=subprocess.DEVNULL)
+        await client.async_start_new_kernel()
         await client.async_start_new_kernel_client()
         executing(client)
         await client.async_execute_cell(nb.cells[0], 0, store_history=False)
@@ -148,6 +147,7 @@ async def _execute(job: Job, project_execute: dict, executing: Callable[[Noteboo
         executing(None)
         if client.km is not None:  # None: a kernel that failed to start was cleaned up already
             await client._async_cleanup_kernel()  # what setup_kernel does on exit: shut down, stop channels
+        release(private)
     return run
 
 

@@ -158,8 +158,8 @@ def _outputs(i: int, ev: Event, run: ChapterRun, opts: dict, ctx: Ctx) -> list[s
         elif t == "md" and k == captioned:
             lines += ["", f"::: {{#{c.label} .quarto-figure}}", "", payload.strip("\n"), "",
                       "::: {.figcaption}", prefix + caption, ":::", ":::", ""]
-        elif t in ("table", "md"):
-            lines += ["", payload.strip("\n"), ""]
+        elif t in ("table", "md"):  # Markdown of a cell, whose cross-references Quarto resolves as the prose's
+            lines += ["", rewrite(payload.strip("\n"), [], ctx), ""]
             if k == captioned:
                 lines += [f": {prefix}{caption}" + (f" {{#{c.label}}}" if kind == "tbl" else ""), ""]
         elif t == "stream-stderr":

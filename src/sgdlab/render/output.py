@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import pypandoc
@@ -65,6 +67,8 @@ def _common(book: Book, build: Path, fmt: str) -> list[str]:
     """Arguments shared by both outputs: metadata, bibliography, table of contents (a metadata
     file per format: the two conversions run at once)."""
     meta = {"title": book.title, "lang": "en", "link-citations": True, **book.meta}
+    if fmt == "html" and book.site and book.site.description:
+        meta["description"] = book.site.description  # Pandoc's <meta name="description">, as Quarto's
     (build / f"metadata-{fmt}.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
             f"--metadata-file=metadata-{fmt}.yaml", f"--resource-path=.:{book.root}",
@@ -82,11 +86,28 @@ def write_html(markdown: str, book: Book, build: Path) -> Path:
     """One self-contained page: MathML, embedded images and CSS, no network at view time."""
     out = build / "index.html"
     args = [f"--css={css}" for css in [HERE / "style.css", *book.css()] if css.is_file()]
-    if "pdf" in book.downloads:  # Quarto's `book: downloads: [pdf]`: a link to the book's PDF
+    # The tools of Quarto's sidebar: the repository (`repo-url`) and `book: downloads: [pdf]`.
+    repo = book.site.repo_url if book.site else ""
+    tools = [f'<a class="source" href="{escape(repo)}" title="Source Code">Source Code</a>'] if repo else []
+    if "pdf" in book.downloads:
+        tools.append(f'<a href="{book.slug}.pdf" title="Download PDF">Download PDF</a>')
+    if tools:
         nav = build / "downloads.html"
-        nav.write_text(f'<nav id="downloads"><a href="{book.slug}.pdf" title="Download PDF">'
-                       "Download PDF</a></nav>\n", encoding="utf-8")
+        nav.write_text(f'<nav id="downloads">{" ".join(tools)}</nav>\n', encoding="utf-8")
         args.append(f"--include-before-body={nav.name}")
+    footer = book.site.footer_markdown() if book.site else ""
+    if footer:  # after the footnotes, which Pandoc puts at the end of the body
+        body = pandoc(["-f", "markdown", "-t", "html5", "--wrap=none"], footer, build)
+        (build / "footer.html").write_text(f'<footer class="footer">\n{body}</footer>\n', encoding="utf-8")
+        args.append("--include-after-body=footer.html")
+    site = book.site
+    if site and site.description:  # Quarto renders the description as Markdown (smart quotes) first
+        plain = pandoc(["-f", "markdown", "-t", "plain", "--wrap=none"], site.description, build).strip()
+        site = dataclasses.replace(site, description=plain)
+    tags = site.meta_tags() if site else ""
+    if tags:  # link previews: Open Graph and Twitter Card
+        (build / "meta.html").write_text(tags, encoding="utf-8")
+        args.append("--include-in-header=meta.html")
     pandoc([*_common(book, build, "html"), "-t", "html5", "--embed-resources", "--mathml", "--wrap=none",
             *args, "-o", out.name], markdown, build)
     out.write_text(drop_repeated_assets(out.read_text(encoding="utf-8")), encoding="utf-8")

@@ -22,6 +22,7 @@ from pathlib import Path
 from .assets import cjk_fonts, kpsewhich, tinytex_dir
 from .book import RenderError, load_book
 from .freeze import FREEZE_DIR
+from .site import SITE_FILE
 
 # What Quarto's LaTeX for this book needs (its template with KOMA's scrreprt and xelatex,
 # callouts, fonts), with the Debian package that has it. TinyTeX installs them on demand.
@@ -166,6 +167,9 @@ def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 
         _swap_in(first / out, book)
         if (first / FREEZE_DIR).is_dir():
             _swap_in(first / FREEZE_DIR, root / FREEZE_DIR)
+        if (first / SITE_FILE).is_file():  # the addresses the pre-render step wrote: `quarto publish` reads them
+            (root / SITE_FILE).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(first / SITE_FILE, root / SITE_FILE)
     found = [book / "index.html"] if to in ("html", "all") else []
     found += sorted(book.glob("*.pdf")) if to in ("pdf", "all") else []
     return [p for p in found if p.is_file()]
