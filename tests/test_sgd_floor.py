@@ -318,6 +318,16 @@ def test_bias_hypotheses(bias):
     json.dumps(s)
 
 
+def test_hypothesis_A_is_the_cycles_bias_run(bias):
+    """One experiment, one set of numbers: (A) trains the cycle's bias run on the same order streams."""
+    c = bias.config
+    cyc = cycle.article_cycle(cycle.CycleConfig(runs=c.runs, epochs=c.epochs, tail=c.tail))
+    ends = cyc.epochs[cyc.epochs.run == "toy-bias"].w.to_numpy()
+    a = bias.epochs[bias.epochs.hypothesis == "A: b trained from 0"].w.to_numpy()
+    assert np.array_equal(np.sort(a), np.sort(ends))
+    assert bias.tail_fraction("A: b trained from 0") == cyc.tail_fraction("toy-bias")
+
+
 # --------------------------------------------------------------------------- statistics, double descent
 
 
@@ -371,8 +381,22 @@ def test_double_descent_peaks_at_the_threshold(dd):
     json.dumps(dd.summary())
 
 
+def test_unit_weak_features_act_as_a_large_ridge_penalty(dd):
+    """Below p = n least squares ignores column scales: both cases agree. Past it the weak Gram matrix ≈ tr Λ_w·I."""
+    bad = capacity.double_descent(capacity.DoubleDescentConfig(**{**dd.config.__dict__, "unit_weak": True}))
+    assert (dd.weak_trace, bad.weak_trace) == (1.0, dd.config.features - dd.config.strong)
+    good_f, bad_f = dd.frame.set_index("p"), bad.frame.set_index("p")
+    under = good_f.index[good_f.index < dd.config.n_train]
+    # the same fitted values up to float64 rounding of a 20 × p solve (condition number ≲ 1e3 here)
+    assert np.allclose(good_f.test.loc[under], bad_f.test.loc[under], rtol=1e-9)
+    # with all features the strong coefficients shrink by about n/(n + tr Λ_w): the test loss nears predicting 0
+    most = dd.config.features
+    assert good_f.test.loc[most] < bad_f.test.loc[most] < bad.null_test_loss
+
+
 def test_new_figures(samp, fixes, bias, dd):
-    for fig in (plots.samplings(samp), plots.remedies(fixes), plots.bias_run(bias), plots.double_descent(dd)):
+    for fig in (plots.samplings(samp), plots.remedies(fixes), plots.bias_run(bias), plots.double_descent(dd),
+                plots.double_descent(dd, dd)):
         assert isinstance(fig, Figure)
 
 

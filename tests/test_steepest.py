@@ -303,6 +303,10 @@ def test_sweep_converges_below_two_over_L_and_diverges_above():
     assert r.best_eta >= 1 / r.L and r.zero_eta >= 2 / r.L  # the lemma is a guarantee, not a prediction
     w = r.sweep.set_index("factor")
     assert abs(w.loc[2.5].diverged_step - w.loc[2.5].overflow_estimate) < 10
+    # decrease(η) is the exact one-step drop f(θ0) − f(θ0 − η∇f); the curve evaluates f itself. Both sum n = 1000
+    # float64 squares: each is within n·eps ≈ 2.2e-13 of f(θ0) relative, so 1e-12·f(θ0) covers their difference.
+    for row in r.one_step.itertuples():
+        assert r.decrease(row.eta) == pytest.approx(r.loss0 - row.loss_after, abs=1e-12 * r.loss0)
 
 
 def test_linear_rate_measured_against_predicted():

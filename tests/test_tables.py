@@ -6,8 +6,8 @@ import json
 import torch
 from bounds import drift
 
+from sgdlab import data, fmt, registry, repro, steepest, tables
 from sgdlab import experiments as ex
-from sgdlab import registry, repro, tables
 
 
 def test_order_spread_keeps_the_articles_printed_digits():
@@ -55,3 +55,19 @@ def test_implementation_gap_is_the_largest_parameter_difference():
     # the same steps, up to float32 rounding: bounds.py's drift model, 4 ulps of |θ| ≤ 4.2 (as test_engine's)
     assert tables.implementation_gap(result) < drift(4.2, torch.float32, 4)
     assert tables.implementation_gap(result, "scratch", "scratch") == 0.0
+
+
+def test_conventions_move_L_by_the_loss_scale_and_keep_eta_L():
+    """Scaling a loss by s scales L by s; the same update is a step of η/s on it, so η·L is the same."""
+    curv = steepest.curvature(steepest.CurvatureConfig(baseline_epochs=2))
+    t = tables.conventions(curv)
+    base, toy = t.loc["baseline"], t.loc["toy"]
+    assert len(set(base["η·L"])) == 1  # ½ mean, MSELoss, summed: one update
+    assert toy["η·L"].iloc[0] == toy["η·L"].iloc[-1]  # plain mean vs D2L's ½ on the toy
+    L = curv.constants.set_index("name").L
+    assert base.L.tolist() == [fmt.num(v, ".4g") for v in (L.baseline, 2 * L.baseline, data.NUM_EXAMPLES * L.baseline)]
+
+
+def test_notation_gives_each_symbol_once():
+    symbols = [s.strip() for cell in tables.notation().index for s in cell.split(", ")]
+    assert len(symbols) == len(set(symbols))

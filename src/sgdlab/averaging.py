@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 
-from . import data, sampling
+from . import data, sampling, stats
 from ._lazy import torch
 from .cache import cached
+from .fmt import num
 from .loss_floor import exact_least_squares
 
 
@@ -140,6 +142,34 @@ class AveragingResult:
         """Log–log slope of a curve against the epoch, from epoch `first` (default E/10, as floor-remedies)."""
         keep = self.epochs >= (self.config.epochs // 10 if first is None else first)
         return float(np.polyfit(np.log(self.epochs[keep]), np.log(curve[keep]), 1)[0])
+
+    @property
+    def rms_probability(self) -> float:
+        """P(χ²_K ≤ K·(measured/exact)²): how low the measured rms is for K independent, Gaussian averages."""
+        K = self.config.runs
+        ratio = (self.replacement_rms[-1] / self.replacement_exact[-1]) ** 2
+        return float(stats.chi2_cdf(torch.tensor([K * ratio], dtype=torch.float64), K)[0])
+
+    def table(self) -> pd.DataFrame:
+        """Both samplings' averages: the exact limit or rms beside the engine's, formatted."""
+        b, K, T = self.bias, self.config.runs, self.averaged_steps
+        first = self.config.epochs // 10
+        rows = {
+            "reshuffled: limit of the average − w*": (  # the engine's digits: as many as its standard error carries
+                num(float(b.offset), ".4e"),
+                f"{num(self.reshuffled_offset, '.3e')} ± {num(self.reshuffled_offset_se, '.1e')}"),
+            "reshuffled: mean of the epoch ends − w*": (num(float(b.epoch_end_offset), ".4e"), "—"),
+            "reshuffled: excess loss of that limit": (f"{num(float(b.excess), '.3e')} "
+                                                      f"({100 * float(b.relative_excess):.3f} % of the floor)", "—"),
+            f"with replacement: rms of the average of T = {T:,}": (num(self.replacement_exact[-1], ".3e"),
+                                                                   num(self.replacement_rms[-1], ".3e")),
+            "with replacement: its t^(−1/2) asymptote, this η": (num(self.asymptotic[0], ".3e"), "—"),
+            "with replacement: the same as η → 0 (Polyak–Juditsky)": (num(self.asymptotic[1], ".3e"), "—"),
+            f"with replacement: log–log slope, epochs {first}–{self.config.epochs}":
+                (num(self.slope(self.replacement_exact), ".3f"), num(self.slope(self.replacement_rms), ".3f")),
+        }
+        return pd.DataFrame(rows.values(), columns=["exact", f"engine ({K} runs)"],
+                            index=pd.Index(rows.keys(), name="quantity"))
 
     def summary(self) -> dict:
         b = self.bias

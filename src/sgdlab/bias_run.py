@@ -19,7 +19,7 @@ from . import data, engine, experiments, sampling, theory
 from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
-from .cycle import bias_roots
+from .cycle import bias_roots, order_streams
 
 BIAS = experiments.TOY_RUNS["toy-bias"]
 CENTRE = Fraction(sum(Fraction(str(v)) for v in data.TOY_X), len(data.TOY_X))  # x̄ = 3/2
@@ -136,7 +136,8 @@ def bias_hypotheses(config: BiasConfig = BiasConfig()) -> BiasResult:
                                loss="plain")
     roots = bias_roots(fit, art["w"], art["loss"])
     frozen, trained = min(roots), max(roots)  # (A) keeps the root inside trained b's band, the upper one
-    orders = sampling.orders_for("reshuffled", config.seed, config.runs, config.epochs, len(data.TOY_X))
+    # The cycle's order streams: with the same runs and epochs, (A) is cycle.article_cycle's bias run.
+    orders = order_streams(config.seed, config.runs, config.epochs, len(data.TOY_X))
     tail = slice(config.epochs - config.tail + 1, None)
     frames = []
     traj, _ = train_toy(BIAS, orders)

@@ -245,6 +245,9 @@ class DoubleDescentConfig:
     runs: int = 100
     ps: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20, 21, 22, 23, 25, 30, 40, 60, 100,
                            200, 400, 1000, 2000)
+    # False: the weak variances sum to 1 (benign). True: each is 1, the bad case: the weak block's
+    # Gram matrix ≈ (D − k)·I acts as a ridge penalty of D − k on the strong coefficients.
+    unit_weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,17 @@ class DoubleDescentResult:
     @property
     def noise_level(self) -> float:
         return self.config.sigma**2 / 2
+
+    @property
+    def weak_trace(self) -> float:
+        """tr Λ of the weak features: X_w X_wᵀ ≈ that times I, so past p = n the fit is ridge with this penalty."""
+        c = self.config
+        return float(c.features - c.strong) if c.unit_weak else 1.0
+
+    @property
+    def null_test_loss(self) -> float:
+        """½(βᵀΛβ + σ²) = ½(1 + σ²): the test loss of predicting 0 (β normalised on unit-variance strong features)."""
+        return 0.5 * (1 + self.config.sigma**2)
 
     def test_at(self, p: int) -> float:
         return float(self.frame.set_index("p").test.loc[p])
@@ -289,7 +303,7 @@ def double_descent(config: DoubleDescentConfig = DoubleDescentConfig()) -> Doubl
     """
     D, k, R, n = config.features, config.strong, config.runs, config.n_train
     scale = torch.ones(D, dtype=torch.float64)
-    scale[k:] = (D - k) ** -0.5  # the weak features' standard deviation: their variances sum to 1
+    scale[k:] = 1.0 if config.unit_weak else (D - k) ** -0.5  # the weak features' sd: variances 1, or summing to 1
     beta = torch.zeros(D, dtype=torch.float64)
     beta[:k] = torch.tensor([*data.TRUE_W, data.TRUE_B][:k], dtype=torch.float64)
     beta /= beta.norm()

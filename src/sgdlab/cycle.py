@@ -20,8 +20,11 @@ from .cache import cached
 from .loss_floor import exact_least_squares
 
 
-def _orders(seed: int, runs: int, epochs: int, n: int = 4) -> torch.Tensor:
-    """One order stream per run, (E, K, n); run k uses seed + k (run 0 replays `experiments.toy`)."""
+def order_streams(seed: int, runs: int, epochs: int, n: int = 4) -> torch.Tensor:
+    """One order stream per run, (E, K, n); run k uses seed + k (run 0 replays `experiments.toy`).
+
+    The bias run's hypotheses (bias_run.py) draw the same streams: hypothesis (A) is this module's bias run.
+    """
     return torch.stack([data.batch_orders(n, epochs, data.generator(seed + k, "order")) for k in range(runs)], 1)
 
 
@@ -126,7 +129,7 @@ def article_cycle(config: CycleConfig = CycleConfig()) -> CycleResult:
     frames, windows, ranges, fits, implied_by = [], [], [], {}, {}
     for name in ("toy-noisy", "toy-bias"):
         toy = experiments.TOY_RUNS[name]
-        traj, _ = train_toy(toy, _orders(config.seed, config.runs, config.epochs))
+        traj, _ = train_toy(toy, order_streams(config.seed, config.runs, config.epochs))
         tail = slice(config.epochs - config.tail + 1, None)
         p = traj.epoch_params[tail].double()  # (tail, p, K)
         frames.append(pd.DataFrame({

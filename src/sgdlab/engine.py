@@ -64,7 +64,10 @@ class Trajectory:
     epoch_params: torch.Tensor  # (E+1, p, K) parameters after each epoch (the kept ones: kept_epochs)
     epoch_loss: torch.Tensor  # (E+1, K) full-data training loss after each epoch (idem)
     step_params: torch.Tensor | None  # (T+1, p, K) after each step, if recorded
-    diverged_step: torch.Tensor  # (K,) first step after which the loss is inf/NaN; -1 if never
+    # (K,) -1 if never. The loss is checked at epoch ends: in the first epoch that ends inf/NaN, the first step
+    # whose full-data loss is inf/NaN (the epoch's last if none is). A loss that is inf mid-epoch and finite
+    # again at the epoch's end is not flagged (batches of one past the edge can do that).
+    diverged_step: torch.Tensor
     steps_per_epoch: int
     kept_epochs: torch.Tensor  # (E'+1,) the epoch of each row of epoch_params/epoch_loss: all, unless keep_every
 

@@ -176,10 +176,12 @@ class MisspecifiedResult:
     def table(self) -> pd.DataFrame:
         """The split per model, formatted: model error + noise = expected floor, beside the one reached."""
         f = self.frame
-        return pd.DataFrame({"p": f.p.to_numpy(), "model error": f.model_error.map("{:.4g}".format).to_numpy(),
-                             "noise σ²/2·(n−p)/n": f.noise.map("{:.4g}".format).to_numpy(),
-                             "expected floor": f.expected.map("{:.4g}".format).to_numpy(),
-                             "floor reached": f.floor.map("{:.4g}".format).to_numpy()},
+        def fmt4(col: pd.Series) -> list:
+            return col.map(lambda v: num(v, ".4g")).tolist()
+
+        return pd.DataFrame({"p": f.p.to_numpy(), "model error": fmt4(f.model_error),
+                             "noise σ²/2·(n−p)/n": fmt4(f.noise), "expected floor": fmt4(f.expected),
+                             "floor reached": fmt4(f.floor)},
                             index=pd.Index(f.model, name="model"))
 
 
@@ -208,11 +210,12 @@ def causes() -> pd.DataFrame:
     rows = {  # cause -> (symptom, what helps, in the article); cells short enough for a PDF page
         "label noise": ("stops at the floor", "nothing: it is the target", "0.000049; 3.1 runs"),
         "too little capacity": ("train, test ≫ σ²/2", "a richer model", "none"),
-        "constant step (SGD's floor)": ("jitters above the floor", "decaying η, averaging, batch, SVRG",
+        # averaging: the Polyak–Ruppert mean of the iterates; unbiased only with replacement (averaging.py)
+        "constant step (SGD's floor)": ("jitters above the floor", "decaying η, averaging (iid draws), batch, SVRG",
                                         "3.1 runs: the gap"),
         "too few steps": ("still falling", "more epochs", "baseline's last gap; clean run"),
         # The last two are zeros that mislead, not causes of a non-zero loss.
-        "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many)", "piecewise model"),
+        "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many weak)", "piecewise model"),
         "(zero) printing": ("0.000000 while loss > 0", '`f"{loss:e}"`', "clean run"),
     }
     return pd.DataFrame(list(rows.values()), columns=["symptom", "what helps", "in the article"],

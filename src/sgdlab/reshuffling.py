@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import engine, theory
 from ._lazy import torch
+from .fmt import num
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ def leading_orders(Xa: torch.Tensor, residual: torch.Tensor, batch_size: int, c:
             float(torch.trace(H @ sigma1)) * (m + 1) * (n - B) / (12 * B * (n - 1)), 0.5 * float(o @ H @ o))
 
 
+def relative_orders(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float, float]:
+    """`leading_orders` on D2L's ½-loss with a bias fitted on (X, y), divided by the loss floor."""
+    fit = theory.least_squares(X, y, bias=True)
+    Xa = engine.augment(X.double(), True)
+    a, b, d = leading_orders(Xa, Xa @ fit.theta - y.double(), batch_size)
+    return a / fit.loss_floor, b / fit.loss_floor, d / fit.loss_floor
+
+
 def slopes(etas, values) -> np.ndarray:
     """Local log–log slopes between consecutive step sizes."""
     return np.diff(np.log(np.asarray(values, dtype=float))) / np.diff(np.log(np.asarray(etas, dtype=float)))
@@ -127,3 +136,23 @@ def compare(result, X: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     for column in ("epoch_end", "epoch_end_theory", "all_steps", "all_steps_theory"):
         out[f"{column}_slope"] = np.concatenate([[np.nan], slopes(out.eta, out[column])])
     return out
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """`compare`'s frame formatted: one column per η, rows engine vs closed form (% of the floor) and their slopes."""
+    def pct(values) -> list:
+        return [num(100 * v, "#.3g") for v in values]  # three digits, trailing zeros kept
+
+    def slope(values) -> list:
+        return ["—" if np.isnan(v) else num(v, ".2f") for v in values]
+
+    rows = {"epoch ends, engine (% of floor)": pct(frame.epoch_end),
+            "epoch ends, closed form": pct(frame.epoch_end_theory),
+            "slope from the η before, engine": slope(frame.epoch_end_slope),
+            "slope from the η before, closed form": slope(frame.epoch_end_theory_slope),
+            "all steps, engine (% of floor)": pct(frame.all_steps),
+            "all steps, closed form": pct(frame.all_steps_theory),
+            "slope from the η before, engine ": slope(frame.all_steps_slope),
+            "slope from the η before, closed form ": slope(frame.all_steps_theory_slope)}
+    return pd.DataFrame(rows.values(), columns=[f"η = {num(e)}" for e in frame.eta],
+                        index=pd.Index(rows.keys(), name="excess over the floor"))

@@ -25,6 +25,7 @@ import pandas as pd
 from . import article_log, data, engine, sampling, sgd_floor, taylor
 from ._lazy import torch
 from .cache import cached
+from .fmt import num
 
 # --------------------------------------------------------------------------- the toy, exactly
 
@@ -164,6 +165,42 @@ class StabilityResult:
 
     def edge(self, name: str) -> float:
         return float(self.toy_edges.set_index("edge").eta[name])
+
+    def baseline_edge(self, batch_size: int, column: str = "edge") -> float:
+        return float(self.baseline.set_index("batch_size")[column][batch_size])
+
+    def edges_table(self) -> pd.DataFrame:
+        """The edges side by side: the toy (B = 1) and D2L's data (B = 1 and the article's B), one row per criterion."""
+        b = self.baseline.set_index("batch_size")
+        cols = {"toy w·x, B = 1": [num(v, ".4f") for v in self.toy_edges.eta]}  # the four edges, in order
+        for B in b.index:
+            cols[f"D2L's data, B = {B}"] = [num(b.two_over_LB[B], ".4f"), num(b.edge[B], ".4f"), "—",
+                                           num(b.two_over_L[B], ".4f")]
+        rows = ["2/L_B: each step lowers its own batch's loss", "E‖δ‖² bounded, with replacement",
+                "convergence, reshuffled (and a.s. with replacement)", "2/L: the full batch"]
+        return pd.DataFrame(cols, index=pd.Index(rows, name="edge of"))
+
+    def reshuffled_table(self) -> pd.DataFrame:
+        """Reshuffled runs on the clean toy: the exact epoch factor, every epoch's measured one, the float32 flags."""
+        r = self.reshuffled
+        lo, hi = (r[c].map(lambda v: num(v, ".6f")) for c in ("factor_min", "factor_max"))
+        same = [a if a == b else f"{a} to {b}" for a, b in zip(lo, hi, strict=True)]  # one value if equal to 6 digits
+        return pd.DataFrame({"A(η) exact": r.P.map(lambda v: num(v, ".6f")).to_numpy(),
+                             "every epoch, engine": same,
+                             "runs flagged": [f"{d} of {self.config.runs}" for d in r.diverged_runs],
+                             "largest final error": r.final_error.map(lambda v: num(v, ".1e")).to_numpy()},
+                            index=pd.Index(r.eta.map(num), name="η"))
+
+    def replacement_table(self) -> pd.DataFrame:
+        """With replacement on the clean toy, over every draw sequence: E e_t² and E log|e_t|/t, exact and engine."""
+        r, t = self.replacement, self.config.enumerated_steps
+        return pd.DataFrame({"E a²": r.factor.map(lambda v: num(v, ".4f")).to_numpy(),
+                             f"E e²/e₀² at step {t}, exact": r.exact_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
+                             "engine": r.engine_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
+                             "Lyapunov exp. exact": r.lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
+                             "engine ": r.engine_lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
+                             f"runs shrunk by step {t}": r.shrunk_share.map(lambda v: f"{100 * v:.1f} %").to_numpy()},
+                            index=pd.Index(r.eta.map(num), name="η"))
 
     def summary(self) -> dict:
         """Keys: toy_edges, window, reshuffled, replacement, baseline (one list per column)."""

@@ -172,6 +172,10 @@ class DescentLemmaResult:
     best_eta: float  # argmin of f(θ0 − η∇f) = ‖g‖²/gᵀHg (the bound's best is 1/L)
     zero_eta: float  # where f(θ0 − η∇f) = f(θ0) again: 2‖g‖²/gᵀHg ≥ 2/L
 
+    def decrease(self, eta: float) -> float:
+        """f(θ0) − f(θ0 − η∇f) = η‖g‖² − ½η²gᵀHg exactly (a quadratic), with gᵀHg = ‖g‖²/best_eta."""
+        return eta * self.grad_norm_sq - 0.5 * eta**2 * self.grad_norm_sq / self.best_eta
+
     def summary(self) -> dict:
         """Keys: L, two_over_L, best_eta, zero_eta, bound_holds, converged_factors, diverged_factors, ..."""
         s = self.sweep
@@ -229,7 +233,7 @@ def overflow(q: Quadratic, theta0: torch.Tensor, eta: float, limit: float = FLOA
 # loss stays below it: only the top eigen-component grows); overflow_loss: where f does; overflow_predicted:
 # where Σr² of the exact iterates does, the step the engine flags.
 OVERFLOW_COLUMNS = {"overflow_estimate": "bound_step", "overflow_loss": "loss_step", "overflow_sum": "sum_step",
-                    "overflow_predicted": "flag_step", "top_growth": "top_growth"}
+                    "overflow_predicted": "flag_step", "top_growth": "top_growth", "initial_excess": "initial_excess"}
 
 
 def _overflow_columns(q: Quadratic, theta0: torch.Tensor, eta: float, rho: float) -> dict:

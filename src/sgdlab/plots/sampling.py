@@ -92,19 +92,29 @@ def bias_run(result: BiasResult) -> Figure:
 
 
 @report_figure
-def double_descent(result: DoubleDescentResult) -> Figure:
-    """Training and expected test loss against the number of features p, past the interpolation threshold p = n."""
+def double_descent(result: DoubleDescentResult, bad: DoubleDescentResult | None = None) -> Figure:
+    """Training and expected test loss against the number of features p, past the interpolation threshold p = n.
+
+    `bad`: the same data with weak features of variance 1 each (DoubleDescentConfig.unit_weak), its test loss beside.
+    """
     fig, ax = figure(width=6.4, height=4.0)
     f = result.frame
-    for col, label, color in (("train", "training loss", PALETTE[0]), ("test", "test loss", PALETTE[1])):
-        ax.plot(f.p, f[col].clip(lower=1e-6), "o-", ms=3, color=color, label=t(f"{label} (median)"))
-        ax.fill_between(f.p, f[f"{col}_lo"].clip(lower=1e-6), f[f"{col}_hi"].clip(lower=1e-6), color=color,
-                        alpha=0.2, lw=0)
+    weak = t("weak features' variances sum to {}").format(f"{result.weak_trace:g}")
+    curves = [(f, "train", t("training loss (median)"), PALETTE[0]),
+              (f, "test", t("test loss, {} (median)").format(weak), PALETTE[1])]
+    if bad is not None:
+        curves.append((bad.frame, "test", t("test loss, weak variances 1 each (sum {}) (median)").format(f"{bad.weak_trace:g}"),
+                       PALETTE[3]))
+        ax.axhline(bad.null_test_loss, color=PALETTE[3], lw=0.8, ls=":", label=t("test loss of predicting 0"))
+    for frame, col, label, color in curves:
+        ax.plot(frame.p, frame[col].clip(lower=1e-6), "o-", ms=3, color=color, label=label)
+        ax.fill_between(frame.p, frame[f"{col}_lo"].clip(lower=1e-6), frame[f"{col}_hi"].clip(lower=1e-6),
+                        color=color, alpha=0.2, lw=0)
     ax.axhline(result.noise_level, color="black", lw=1, ls="--", label=t("noise level σ²/2"))
     ax.axvline(result.config.n_train, color="grey", lw=0.8, ls=":", label=f"p = n = {result.config.n_train}")
     ax.set(xscale="log", yscale="log", ylim=(1e-3, 100), xlabel=t("number of features p (minimum-norm least squares)"),
            ylabel=t("loss (½ squared error)"))
     ax.annotate(t("training loss 0 from p = n on\n(below the axis)"), (result.config.n_train * 1.1, 1.2e-3),
                 fontsize=7, color=PALETTE[0])
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=6.5, loc="upper left")  # above the curves at small p, clear of the peak
     return fig

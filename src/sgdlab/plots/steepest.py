@@ -54,14 +54,14 @@ def remainder(result: RemainderResult) -> Figure:
         ax.plot(shown.eps, shown.remainder, ls="none", color=color, **markers[name],
                 label=t("{} d: fitted slope {:.6f}").format(t(name), result.slopes[name]))
         ax.plot(curve.eps, curve.exact, "-", lw=1.0, color=color, alpha=0.7,
-                label=t("{} d: $\\varepsilon^2 d^\\top H d / 2$").format(t(name)))
+                label=t("{} d: $h^2 d^\\top H d / 2$").format(t(name)))
     ax.axvspan(result.config.fit_min, result.config.eps_max, color="grey", alpha=0.12, lw=0, label=t("fitted range"))
     ax.annotate(t("rounding of $f$ in float64"), (2e-8, 8e-16), xytext=(3e-7, 6e-17), fontsize=7,
                 arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(t("step length $\\varepsilon$"))
-    ax.set_ylabel("$|f(\\theta_0+\\varepsilon d) - f(\\theta_0) - \\varepsilon \\nabla f^\\top d|$")
+    ax.set_xlabel(t("step length $h$"))
+    ax.set_ylabel("$|f(\\theta_0+h d) - f(\\theta_0) - h \\nabla f^\\top d|$")
     ax.legend(fontsize=8, loc="upper left")
     return fig
 
