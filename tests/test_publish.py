@@ -289,10 +289,13 @@ def test_repository_links_are_quartos():
         Site.from_book({"repo-actions": ["edit", "fork"]}, "T")
 
 
-def test_the_preview_image_is_a_figure_quarto_writes():
-    book = load_book(PROJECT)
-    m = re.fullmatch(r"/(report/[\w-]+)_files/figure-html/(fig-[\w-]+)-output-1\.png", book.site.image)
+@pytest.mark.parametrize("profile", ["en", "zh"])
+def test_the_preview_image_is_a_figure_quarto_writes(profile):
+    # Quarto writes a chapter's figures to <input stem>_files/: report/02-loss-floor.zh_files/ for a translation.
+    book = load_book(PROJECT, profile)
+    m = re.fullmatch(r"/(report/[\w.-]+)_files/figure-html/(fig-[\w-]+)-output-1\.png", book.site.image)
     assert m, book.site.image
+    assert f"{m[1]}.qmd" in [ch.rel for ch in book.chapters]
     assert f"#| label: {m[2]}\n" in (PROJECT / f"{m[1]}.qmd").read_text(encoding="utf-8")
 
 
