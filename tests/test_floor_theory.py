@@ -93,6 +93,13 @@ def test_misspecified_experiment_floors_are_least_squares_and_near_their_expecta
         # realised − expected = (1/2n)(2fᵀ(I−P)ε + ‖(I−P)ε‖² − σ²(n−p)): sd (1/2n)·√(4σ²‖(I−P)f‖² + 2σ⁴(n−p))
         sd = math.sqrt(4e-4 * 2 * ds.n * row.model_error + 2e-8 * (ds.n - row.p)) / (2 * ds.n)
         assert abs(row.floor - row.expected) < 5 * sd
+    # D2L's model contains the mean: its model error is 0 up to rounding, and prints so; the others carry digits
+    table = r.table()
+    assert r.at("x₁, x₂, b (D2L's)").model_error <= r.at("x₁, x₂, b (D2L's)").model_error_rounding
+    assert table.loc["x₁, x₂, b (D2L's)", "model error"] == "0 (rounding)"
+    for name in ("no b", "no x₂", "no x₁"):
+        assert r.at(name).model_error > 1e6 * r.at(name).model_error_rounding
+        assert table.loc[name, "model error"] != "0 (rounding)"
     assert r.at("x₁, x₂, b (D2L's)").model_error < 1e-20  # the true model: no model error
     assert r.at("no b").floor > r.at("no x₂").floor > 1e4 * r.at("x₁, x₂, b (D2L's)").floor
     assert r.table().shape == (4, 5)

@@ -163,7 +163,7 @@ class MisspecifiedResult:
     """Per model: p, the expected floor split into model error and noise, and the floor least squares reaches."""
 
     config: MisspecifiedConfig
-    frame: pd.DataFrame  # model, p, model_error, noise, expected, floor (D2L's ½-loss, float64)
+    frame: pd.DataFrame  # model, p, model_error, model_error_rounding, noise, expected, floor (D2L's ½-loss, float64)
 
     def at(self, model: str) -> pd.Series:
         return self.frame.set_index("model").loc[model]
@@ -179,7 +179,10 @@ class MisspecifiedResult:
         def fmt4(col: pd.Series) -> list:
             return col.map(lambda v: num(v, ".4g")).tolist()
 
-        return pd.DataFrame({"p": f.p.to_numpy(), "model error": fmt4(f.model_error),
+        # a model error below its float64 rounding bound carries no digit: it is 0 to rounding
+        model_error = [num(v, ".4g") if v > bound else "0 (rounding)"
+                       for v, bound in zip(f.model_error, f.model_error_rounding, strict=True)]
+        return pd.DataFrame({"p": f.p.to_numpy(), "model error": model_error,
                              "noise σ²/2·(n−p)/n": fmt4(f.noise), "expected floor": fmt4(f.expected),
                              "floor reached": fmt4(f.floor)},
                             index=pd.Index(f.model, name="model"))
@@ -196,10 +199,23 @@ def misspecified(config: MisspecifiedConfig = MisspecifiedConfig()) -> Misspecif
     for name, keep in MISSPECIFIED.items():
         Xa = torch.stack([columns[k] for k in keep], 1)
         model_error, noise = theory.misspecified_floor(Xa, f, data.NOISE_STD)
+        rounding = model_error_rounding(Xa, f)
         fit = theory.least_squares(Xa, y, bias=False)  # Xa carries the ones column where b is kept
-        rows.append({"model": name, "p": len(keep), "model_error": model_error, "noise": noise,
+        rows.append({"model": name, "p": len(keep), "model_error": model_error,
+                     "model_error_rounding": rounding, "noise": noise,
                      "expected": model_error + noise, "floor": fit.loss_floor})
     return MisspecifiedResult(config, pd.DataFrame(rows))
+
+
+def model_error_rounding(Xa: torch.Tensor, f: torch.Tensor) -> float:
+    """A float64 rounding bound on (1/2n)‖(I − P)f‖²: what a model error of exactly 0 may print as.
+
+    A backward-stable least-squares projection errs by at most about n·p·u·κ(Xa)·‖f‖ in the residual
+    (Higham, Accuracy and Stability, ch. 20); squared and divided by 2n as the loss is.
+    """
+    n, p = Xa.shape
+    residual = n * p * torch.finfo(torch.float64).eps * float(torch.linalg.cond(Xa)) * float(f.norm())
+    return residual**2 / (2 * n)
 
 
 # --------------------------------------------------------------------------- summary
