@@ -93,3 +93,18 @@ def test_a_claims_phrases_speak_the_documents_language(monkeypatch, held, englis
         words = re.sub(r"\$[^$]*\$", "", mine)
         assert CJK.search(mine) and not re.search(r"[A-Za-z]", words) and twins.same_value(mine, theirs), mine
     assert CJK.match(zh[0][0]) and CJK.match(zh[0][-1]), zh[0]
+
+
+def test_chapter_1s_tables_of_symbols_and_conventions_are_chinese_with_their_math_unchanged(monkeypatch):
+    """tables.notation's meanings (looked up at run time, so not seen by the literal check above) and
+    tables.conventions' rows: each translated, with the same $…$ math as the English."""
+    from sgdlab import steepest
+
+    zh = i18n.vocabulary("zh")
+    for _, meaning in tables.NOTATION:
+        assert meaning in zh, meaning
+        assert sorted(re.findall(r"\$[^$]*\$", zh[meaning])) == sorted(re.findall(r"\$[^$]*\$", meaning)), meaning
+    monkeypatch.setenv("SGDLAB_LANG", "zh")
+    notation, conventions = tables.notation(), tables.conventions(steepest.curvature())
+    assert all(CJK.search(m) for m in notation.iloc[:, 0]) and CJK.search(notation.index.name)
+    assert all(CJK.search(str(c)) for c in [*conventions.index, *conventions.iloc[:, 0], conventions.index.name])
