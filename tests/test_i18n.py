@@ -72,3 +72,39 @@ def test_chinese_figures_and_tables_have_chinese_words_in_a_font_that_has_them(m
     assert words <= KEPT, words - KEPT
     table = tables.baseline_comparison(result)
     assert all(CJK.search(c) for c in [*table.columns, table.index.name, *table.index]), table.columns
+
+
+@pytest.mark.parametrize("held, english", [(33, "all 33 seeds"), (31, "31 of 33 seeds"), (0, "none of the 33 seeds")])
+def test_a_claims_phrases_speak_the_documents_language(monkeypatch, held, english):
+    """holds_in, mean_se and median_range in Chinese: Chinese words around the English edition's numbers;
+    holds_in starts and ends with a Chinese character, whatever the count (the prose sets it unspaced)."""
+    import numpy as np
+
+    from sgdlab.claims import Checked
+    from sgdlab.render import twins
+
+    c = Checked("baseline-digits", tuple(range(20, 53)), np.linspace(1e-5, 3e-5, 33), np.arange(33) < held, None)
+    monkeypatch.setenv("SGDLAB_LANG", "en")
+    en = [c.holds_in(), c.mean_se(".1e"), c.mean_se(".2g", 100, " points"), c.median_range(".1e")]
+    assert en[0] == english and "points (mean ± standard error over 33 seeds)" in en[2]
+    monkeypatch.setenv("SGDLAB_LANG", "zh")
+    zh = [c.holds_in(), c.mean_se(".1e"), c.mean_se(".2g", 100, " points"), c.median_range(".1e")]
+    for mine, theirs in zip(zh, en, strict=True):
+        words = re.sub(r"\$[^$]*\$", "", mine)
+        assert CJK.search(mine) and not re.search(r"[A-Za-z]", words) and twins.same_value(mine, theirs), mine
+    assert CJK.match(zh[0][0]) and CJK.match(zh[0][-1]), zh[0]
+
+
+def test_chapter_1s_tables_of_symbols_and_conventions_are_chinese_with_their_math_unchanged(monkeypatch):
+    """tables.notation's meanings (looked up at run time, so not seen by the literal check above) and
+    tables.conventions' rows: each translated, with the same $…$ math as the English."""
+    from sgdlab import steepest
+
+    zh = i18n.vocabulary("zh")
+    for _, meaning in tables.NOTATION:
+        assert meaning in zh, meaning
+        assert sorted(re.findall(r"\$[^$]*\$", zh[meaning])) == sorted(re.findall(r"\$[^$]*\$", meaning)), meaning
+    monkeypatch.setenv("SGDLAB_LANG", "zh")
+    notation, conventions = tables.notation(), tables.conventions(steepest.curvature())
+    assert all(CJK.search(m) for m in notation.iloc[:, 0]) and CJK.search(notation.index.name)
+    assert all(CJK.search(str(c)) for c in [*conventions.index, *conventions.iloc[:, 0], conventions.index.name])

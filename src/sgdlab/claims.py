@@ -98,21 +98,23 @@ class Checked:
         return float((self.values <= self.article).mean())
 
     def holds_in(self) -> str:
-        """ "all 33 seeds", "31 of 33 seeds" or "none of the 33 seeds", for prose."""
+        """ "all 33 seeds", "31 of 33 seeds" or "none of the 33 seeds", for prose, in the document's language."""
         k = self.count
-        return (f"all {self.n} seeds" if k == self.n else f"none of the {self.n} seeds" if k == 0
-                else f"{k} of {self.n} seeds")
+        return (t("all {n} seeds") if k == self.n else t("none of the {n} seeds") if k == 0
+                else t("{k} of {n} seeds")).format(k=k, n=self.n)
 
     def mean_se(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
         """ "2.9 × 10⁻⁵ ± 1.9 × 10⁻⁶ (mean ± standard error over 257 seeds)", for prose (fmt.num's numbers);
-        scale 100 and unit " %" for a percentage."""
+        scale 100 and unit " %" for a percentage (a unit in words is translated too)."""
         mean, se = (num(scale * v, spec) for v in (self.mean, self.se))
-        return Markdown(f"{mean} ± {se}{unit} (mean ± standard error over {self.n} seeds)")
+        return Markdown(t("{mean} ± {se}{unit} (mean ± standard error over {n} seeds)").format(
+            mean=mean, se=se, unit=t(unit), n=self.n))
 
     def median_range(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
         """ "1.6 × 10⁻⁵ (median; 10–90 %: 3.5 × 10⁻⁷–7.9 × 10⁻⁵, 257 seeds)", for prose (fmt.num's numbers)."""
         lo, mid, hi = (num(scale * self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
-        return Markdown(f"{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {self.n} seeds)")
+        return Markdown(t("{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {n} seeds)").format(
+            mid=mid, lo=lo, hi=hi, unit=t(unit), n=self.n))
 
     def summary(self) -> dict:
         """The JSON object of `sgdlab claims --json` (README, "Claims")."""

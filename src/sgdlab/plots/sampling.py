@@ -103,8 +103,8 @@ def double_descent(result: DoubleDescentResult, bad: DoubleDescentResult | None 
     curves = [(f, "train", t("training loss (median)"), PALETTE[0]),
               (f, "test", t("test loss, {} (median)").format(weak), PALETTE[1])]
     if bad is not None:
-        curves.append((bad.frame, "test", t("test loss, weak variances 1 each (sum {}) (median)").format(f"{bad.weak_trace:g}"),
-                       PALETTE[3]))
+        label = t("test loss, weak variances 1 each (sum {}) (median)").format(f"{bad.weak_trace:g}")
+        curves.append((bad.frame, "test", label, PALETTE[3]))
         ax.axhline(bad.null_test_loss, color=PALETTE[3], lw=0.8, ls=":", label=t("test loss of predicting 0"))
     for frame, col, label, color in curves:
         ax.plot(frame.p, frame[col].clip(lower=1e-6), "o-", ms=3, color=color, label=label)

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import chapters as stored
-from . import editions, freeze
+from . import editions, freeze, twins
 from .book import Book, RenderError, load_book
 from .crossref import number_book, parse_chapters, ref_problems
 from .execute import ChapterRun, Job, default_jobs, run_chapters
@@ -142,9 +142,8 @@ def inline_drift(book: Book, chapters: list, runs: dict[str, ChapterRun]) -> lis
         source = editions.original(ch.rel, edition.profile) if edition else ch.rel
         if source != ch.rel and source in runs:
             mine, theirs = _values(runs[ch.rel]), _values(runs[source])
-            if mine != theirs:
-                k = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
-                         min(len(mine), len(theirs)))
+            k = twins.value_drift(mine, theirs)
+            if k is not None:
                 out.append(f"{ch.rel}: inline value {k + 1} is {mine[k] if k < len(mine) else 'missing'!r},"
                            f" {source} prints {theirs[k] if k < len(theirs) else 'nothing'!r}")
     return out

@@ -7,7 +7,9 @@ text are its own; everything that computes or is referred to must be the origina
 - the labels (headings' `{#sec-…}`, equations, theorems, cells), in order;
 - the display math, in order, and the inline math, as a multiset (a sentence may reorder its symbols);
 - the inline `{python}` expressions, in order (the two editions then print the same values in the
-  same order: the built-in engine compares them after executing both, builtin.inline_drift);
+  same order: the built-in engine compares them after executing both, builtin.inline_drift, with
+  `value_drift`: a value in the document's language, such as claims' "in all 33 seeds", is the same
+  value when it prints the same numbers);
 - the cross-references made (a translation may not drop one), and the front matter's `execute:`.
 """
 
@@ -16,11 +18,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from ..i18n import CJK
 from .qmd import Doc, inline_exprs, prose_parts, refs_in
 from .subset import CROSSREF_KINDS, crossref_kind
 
 CAPTIONS = ("fig-cap", "fig-alt", "tbl-cap")
 INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)((?:[^$\\]|\\.)+?)\$")
+# A number as a value prints it: sign (ASCII, U+2212 or superscript), digits (or superscript digits),
+# then groups after a point or thousands comma ("1,000", "2.9", "10⁻⁵", fmt.num's "10^{-8}").
+NUMBER = re.compile(r"[-+\u2212\u207a\u207b]?[0-9\u00b2\u00b3\u00b9\u2070\u2074-\u2079]+(?:[.,][0-9]+)*")
 
 
 def _texts(doc: Doc) -> list[str]:
@@ -107,3 +113,23 @@ def _difference(mine, theirs) -> str:
         return f"item {k + 1} is {here!r}, not {there!r}"
     mine, theirs = Counter(mine), Counter(theirs)
     return f"only here: {sorted((mine - theirs).elements())}; only there: {sorted((theirs - mine).elements())}"
+
+
+def printed_numbers(value: str) -> Counter:
+    """The numbers a printed value contains, as a multiset (a translation may reorder its words)."""
+    return Counter(NUMBER.findall(value))
+
+
+def same_value(translated: str, original: str) -> bool:
+    """Whether a translation prints the original's inline value: the same text, or, where the value speaks
+    the document's language (it has Chinese in it), the same numbers."""
+    return translated == original or (bool(CJK.search(translated))
+                                      and printed_numbers(translated) == printed_numbers(original))
+
+
+def value_drift(mine: list[str], theirs: list[str]) -> int | None:
+    """The index of the first inline value a translation prints differently from its original (len of the
+    shorter list when one only stops early), or None when they all agree."""
+    k = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if not same_value(a, b)),
+             min(len(mine), len(theirs)))
+    return None if k == len(mine) == len(theirs) else k
