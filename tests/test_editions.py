@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sgdlab.render import editions, qmd, render, twins
+from sgdlab.render import assets, editions, qmd, render, twins
 from sgdlab.render.book import load_book
 from sgdlab.render.builtin import book_markdown, kernel_env
 from sgdlab.render.crossref import number_book, parse_chapters
@@ -207,6 +207,7 @@ def test_each_chinese_page_is_chinese_and_links_to_its_english_twin(executed, tm
     """The built-in engine's Chinese page, chapter by chapter: most letters of each translated chapter's
     prose are CJK, and each chapter opens with a link to the same chapter in English."""
     _, _, runs = executed
+    assets.prepare(PROJECT)  # the page embeds the math font, copied from its wheel as every render does first
     book = load_book(PROJECT, "zh")
     chapters = parse_chapters(book)
     numbering = number_book(chapters)
