@@ -264,7 +264,7 @@ def test_the_chinese_pages_are_at_the_sites_zh(tmp_path, environ):
     for name in ("_quarto.yml", "_quarto-en.yml", "_quarto-zh.yml"):
         shutil.copyfile(PROJECT / name, tmp_path / name)
     site = environ.get("SGDLAB_SITE_URL", "").rstrip("/") or load_book(tmp_path, "en").site.site_url
-    for profile, url in (("zh", f"{site}/zh"), ("en", site)):
+    for profile, url in (("zh", f"{site}/zh"), ("zh", f"{site}/zh"), ("en", site)):  # twice: no /zh/zh
         write_override(tmp_path, {**environ, "QUARTO_PROFILE": profile})
         assert load_book(tmp_path, profile).site.site_url == url, profile
     assert load_book(tmp_path, "zh").site.repo_url == load_book(tmp_path, "en").site.repo_url

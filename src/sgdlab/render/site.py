@@ -59,7 +59,7 @@ def override_yaml(environ: Mapping[str, str], folder: str = "", site_url: str = 
 def write_override(root: Path, environ: Mapping[str, str] = os.environ, profile: str | None = None) -> None:
     """Write root/assets/site.yml for an edition (default: QUARTO_PROFILE's first), only when its text
     changes (Quarto then has nothing new to re-read)."""
-    from .book import read_config  # book.py reads its Site from here
+    from .book import _read_yaml  # book.py reads its Site from here
     from .editions import editions
 
     text = override_yaml(environ)  # the environment's addresses checked before the project is read
@@ -67,7 +67,9 @@ def write_override(root: Path, environ: Mapping[str, str] = os.environ, profile:
     folder = next((e.folder for e in editions(root) if e.profile == profile), "") \
         if profile and (root / "_quarto.yml").is_file() else ""
     if folder:
-        base = (read_config(root)[0].get("book") or {}).get("site-url") or ""
+        # _quarto.yml's own address: the merged config holds the last override, a zh render's
+        # …/zh, and would grow by a /zh at each zh render
+        base = (_read_yaml(root / "_quarto.yml").get("book") or {}).get("site-url") or ""
         text = override_yaml(environ, folder, str(base))
     out = root / SITE_FILE
     if not out.is_file() or out.read_text(encoding="utf-8") != text:
