@@ -71,12 +71,10 @@ $(STAMP): pyproject.toml src/sgdlab/_kernels.c src/sgdlab/_kernels_impl.h | $(PY
 	touch $(STAMP)
 
 # Every edition of the book, HTML and PDF, into _book/ (what `quarto publish` and the workflow deploy):
-# the English book, then each edition that is a Quarto profile _quarto-<name>.yml, whose
-# output-dir is _book/<name> (rendered after the English book, which replaces _book/ as a whole).
-EDITIONS = $(patsubst _quarto-%.yml,%,$(wildcard _quarto-*.yml))
+# the English book at its root, then the Chinese one, which Quarto renders to _book-zh/ and
+# _postrender.py copies to _book/zh/ (docs/editions.md).
 site: $(STAMP)  ## every edition of the book into _book/ (needs Quarto and LaTeX)
-	$(VENV)/bin/sgdlab render --engine quarto
-	$(if $(EDITIONS),for e in $(EDITIONS); do QUARTO_PYTHON=$(CURDIR)/$(PY) quarto render --profile $$e || exit 1; done)
+	$(VENV)/bin/sgdlab render --engine quarto --lang all
 
 # A gh-pages branch for `quarto publish gh-pages` to update: in CI, Quarto publishes only to an existing
 # one, and a fork has none until its first run. An empty first commit, as Quarto makes it locally.
@@ -88,4 +86,4 @@ gh-pages-branch:  ## create the (empty) gh-pages branch on origin unless it is t
 .PHONY: install site gh-pages-branch
 
 clean:
-	rm -rf $(VENV) _book .pytest_cache .hypothesis
+	rm -rf $(VENV) _book _book-zh .pytest_cache .hypothesis

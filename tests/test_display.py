@@ -97,3 +97,12 @@ def test_every_figure_function_of_the_package_is_drawn_once_in_a_report():
     figures += [interactive.floor_figure, interactive.steps_figure]
     assert len(figures) > 20
     assert all(hasattr(f, "draw") for f in figures), [f.__qualname__ for f in figures if not hasattr(f, "draw")]
+
+
+def test_the_key_holds_the_language(shell, monkeypatch):
+    """The same figure of the same results in another edition is another entry: its words differ."""
+    values = np.arange(5.0)
+    for lang in ("en", "zh", "en", "zh"):
+        monkeypatch.setenv("SGDLAB_LANG", lang)
+        shell.display_formatter.format(line(values, "a"))
+    assert DRAWN == ["a", "a"]  # once per language, then both read back

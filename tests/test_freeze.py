@@ -43,7 +43,7 @@ def test_frozen_outputs_without_a_stamp_are_discarded(project):
     (lambda root, mp: mp.setattr(cache, "SOURCE_DIGEST", "0" * 64), "src/sgdlab changed"),
     (lambda root, mp: (root / "_quarto.yml").write_text("project:\n  type: book\nexecute:\n  freeze: auto\n"),
      "_quarto.yml"),
-    (lambda root, mp: (root / "meta.yml").write_text("mainfont: B\n"), "_quarto.yml or its metadata files"),
+    (lambda root, mp: (root / "meta.yml").write_text("mainfont: B\n"), "_quarto.yml, a profile or a metadata file"),
     (lambda root, mp: mp.setattr(cache.metadata, "version", lambda name: "9.9"), "library versions changed"),
     (lambda root, mp: mp.setenv("SGDLAB_NO_CACHE", "1"), "SGDLAB_NO_CACHE is set"),
 ])

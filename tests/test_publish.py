@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from sgdlab.citation import citation
-from sgdlab.render import RenderError, load_book, render
+from sgdlab.render import RenderError, editions, load_book, render
 from sgdlab.render.builtin import figure_output, write_preview
 from sgdlab.render.crossref import parse_chapters
 from sgdlab.render.execute import ChapterRun
-from sgdlab.render.site import SITE_FILE, Site, SiteError, override_yaml
+from sgdlab.render.site import SITE_FILE, Site, SiteError, override_yaml, write_override
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
@@ -219,13 +219,15 @@ def make_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
 
 
-def test_site_renders_the_english_book_then_each_edition():
+def test_site_renders_every_edition():
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    out = subprocess.run(["make", "-n", "-B", "site", "EDITIONS=zh"], cwd=PROJECT, env=make_env(),
+    out = subprocess.run(["make", "-n", "-B", "site"], cwd=PROJECT, env=make_env(),
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    english = out.index(".venv/bin/sgdlab render --engine quarto")
-    assert "quarto render --profile $e || exit 1; done" in out[english + 1] and "for e in zh;" in out[english + 1]
+    assert ".venv/bin/sgdlab render --engine quarto --lang all" in out
+    # English at the site's root, each other edition in a folder of it (_postrender.py copies it there)
+    assert [(e.profile, e.folder) for e in editions.editions(PROJECT)] == [("en", ""), ("zh", "zh/")]
+    assert load_book(PROJECT, "en").output_dir == PROJECT / "_book"
 
 
 @pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
@@ -256,6 +258,18 @@ def test_site_addresses_from_the_environment():
         override_yaml({"SGDLAB_SITE_URL": "someone.github.io"})
 
 
+@pytest.mark.parametrize("environ", [{}, FORK], ids=["canonical", "fork"])
+def test_the_chinese_pages_are_at_the_sites_zh(tmp_path, environ):
+    """Each edition's render writes its own addresses: the Chinese one's site is the site's zh/, a fork's too."""
+    for name in ("_quarto.yml", "_quarto-en.yml", "_quarto-zh.yml"):
+        shutil.copyfile(PROJECT / name, tmp_path / name)
+    site = environ.get("SGDLAB_SITE_URL", "").rstrip("/") or load_book(tmp_path, "en").site.site_url
+    for profile, url in (("zh", f"{site}/zh"), ("zh", f"{site}/zh"), ("en", site)):  # twice: no /zh/zh
+        write_override(tmp_path, {**environ, "QUARTO_PROFILE": profile})
+        assert load_book(tmp_path, profile).site.site_url == url, profile
+    assert load_book(tmp_path, "zh").site.repo_url == load_book(tmp_path, "en").site.repo_url
+
+
 def test_pre_render_refuses_a_bad_address_in_one_line(tmp_path):
     env = {**os.environ, "SGDLAB_REPO_URL": "git@github.com:someone/fork.git"}
     proc = subprocess.run([sys.executable, str(PROJECT / "_prerender.py")], cwd=tmp_path, env=env,
@@ -275,10 +289,13 @@ def test_repository_links_are_quartos():
         Site.from_book({"repo-actions": ["edit", "fork"]}, "T")
 
 
-def test_the_preview_image_is_a_figure_quarto_writes():
-    book = load_book(PROJECT)
-    m = re.fullmatch(r"/(report/[\w-]+)_files/figure-html/(fig-[\w-]+)-output-1\.png", book.site.image)
+@pytest.mark.parametrize("profile", ["en", "zh"])
+def test_the_preview_image_is_a_figure_quarto_writes(profile):
+    # Quarto writes a chapter's figures to <input stem>_files/: report/02-loss-floor.zh_files/ for a translation.
+    book = load_book(PROJECT, profile)
+    m = re.fullmatch(r"/(report/[\w.-]+)_files/figure-html/(fig-[\w-]+)-output-1\.png", book.site.image)
     assert m, book.site.image
+    assert f"{m[1]}.qmd" in [ch.rel for ch in book.chapters]
     assert f"#| label: {m[2]}\n" in (PROJECT / f"{m[1]}.qmd").read_text(encoding="utf-8")
 
 

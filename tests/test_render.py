@@ -97,13 +97,16 @@ def test_outputs_are_written_to_book_dir(rendered):
 def test_html_has_quarto_numbering_math_and_embedded_figures(rendered):
     html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
     for text in [
-        "Figure 1.1: A straight line",  # the caption, numbered
-        ">Figure 1.1</a>", ">Table 2.1</a>", ">Equation 1.1</a>", ">Theorem 1.1</a>",
-        ">Lemma 2.1</a>", ">Corollary 2.1</a>", ">Definition 2.1</a>", ">Equation A.1</a>",
+        # as Quarto 1.7.34 writes them: a no-break space after a float's or theorem's name, a space after a
+        # section's; the unnumbered preface refers to chapters by their titles
+        "Figure\u00a01.1: A straight line",  # the caption, numbered
+        ">Figure\u00a01.1</a>", ">Table\u00a02.1</a>", ">Equation\u00a01.1</a>", ">Theorem\u00a01.1</a>",
+        ">Lemma\u00a02.1</a>", ">Corollary\u00a02.1</a>", ">Definition\u00a02.1</a>", ">Equation\u00a0A.1</a>",
         ">Chapter 2</a>", ">Section 2.1</a>", ">Appendix A</a>", ">Section A.1</a>",
-        "Table 2.1: Sizes of things.",
+        ">1\u00a0 Alpha</a>", ">Appendix A — Extra material</a>",
+        "Table\u00a02.1: Sizes of things.",
         "<strong>Theorem 1.1 (Taylor)</strong>", "<strong>Lemma 2.1 (Descent lemma)</strong>",
-        "<em>Proof.</em>", "□", "(1.1)</span>", "(A.1)</span>",
+        "<em>Proof</em>.", "□", "(1.1)</span>", "(A.1)</span>",
         "Appendix A</span> — Extra material",
         "We have 4 points with mean 1.500 and the name alpha.",  # inline {python}, str()
         "Twice the count is 8.", "the value 8 is computed here",  # inline inside callouts
@@ -434,8 +437,8 @@ def test_explorable_figures_in_both_formats(rendered):
     html = (rendered[0] / "_book" / "index.html").read_text(encoding="utf-8")
     assert html.count('id="sgdlab-explore-js"') == 1 and html.count('id="sgdlab-explore-css"') == 1
     assert html.count('class="sgdlab-explore"') == 2
-    for text in ['id="fig-explore-floor"', "Figure 2.1: A small floor grid.", "Figure 2.2: A small steps grid.",
-                 'href="#fig-explore-steps">Figure 2.2</a>']:
+    for text in ['id="fig-explore-floor"', "Figure\u00a02.1: A small floor grid.",
+                 "Figure\u00a02.2: A small steps grid.", 'href="#fig-explore-steps">Figure\u00a02.2</a>']:
         assert text in html, text
     assert "content-hidden" not in html and html.count("data:image/png") == 1  # only chapter 1's figure
     pdf = (rendered[0] / "_book" / "Fixture-Book.pdf").read_bytes()
@@ -495,3 +498,20 @@ def test_a_complete_builtin_render_replaces_the_whole_book_dir(tmp_path):
     _publish([build / "index.html", build / "Book.pdf"], dest, complete=True)
     assert sorted(p.name for p in dest.iterdir()) == ["Book.pdf", "index.html"]
     assert (dest / "Book.pdf").read_text() == "new pdf"
+
+
+def test_a_table_whose_first_column_is_one_character_wide_is_a_table():
+    """markdown_table's rule for a one-character header (`|--:|`, a Chinese 步) is a table to the
+    built-in engine, as it is to Pandoc."""
+    import nbformat
+    import pandas as pd
+
+    from sgdlab.notebook import markdown_table
+    from sgdlab.render.markdown import _chunks
+
+    md = markdown_table(pd.DataFrame({"步": [1, 2], "x": [0.5, 0.25]}).set_index("步"))
+    assert md.splitlines()[1].startswith("|-")
+    out = nbformat.from_dict({"output_type": "display_data", "data": {"text/markdown": md}, "metadata": {}})
+    (chunk,) = _chunks([out], False, "html")
+    assert chunk[0] == "table", md
+    assert "<table>" in pandoc(["-f", "markdown", "-t", "html"], md, Path.cwd())

@@ -16,6 +16,7 @@ import pandas as pd
 from . import data, engine, experiments
 from ._lazy import torch
 from .cache import cached
+from .i18n import t
 
 # The article's per-step logs, quoted verbatim (问题1; four prints per epoch, truncated by the author
 # at the first 0.000000). The loss is printed after every step with f"{loss:f}".
@@ -183,10 +184,10 @@ class ReplayResult:
         """The article's printed losses beside the replay of its decoded order, one row per step."""
         f = self.steps[self.steps.run == run]
         return pd.DataFrame({
-            "epoch": f.epoch.to_numpy(), "x drawn": f.x.to_numpy(),
-            "factor": f.factor_logged.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}").to_numpy(),
-            "article": f.article.to_numpy(), "replay": f.replay.to_numpy(),
-        }, index=pd.Index(f.step.to_numpy(), name="step"))
+            t("epoch"): f.epoch.to_numpy(), t("x drawn"): f.x.to_numpy(),
+            t("factor"): f.factor_logged.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}").to_numpy(),
+            t("article"): f.article.to_numpy(), t("replay"): f.replay.to_numpy(),
+        }, index=pd.Index(f.step.to_numpy(), name=t("step")))
 
     def epoch_table(self, run: str = "toy-clean") -> pd.DataFrame:
         """Epoch ends: the article's order and loss, our seeded order and loss, and the closed form."""
@@ -196,11 +197,11 @@ class ReplayResult:
         orders = ends.x.agg(lambda v: " ".join(str(int(i)) for i in v)).to_numpy()
         seeded = ends.seeded_x.agg(lambda v: " ".join(str(int(i)) for i in v)).to_numpy()
         last = ends.tail(1)
-        seed = f"seed {self.config.seed}"
+        seed = t("seed {}").format(self.config.seed)
         return pd.DataFrame({
-            "article's x": orders, "article": last.article.to_numpy(), f"{seed}'s x": seeded,
-            seed: last.seeded.to_numpy(), "closed form": last.closed_form.map("{:f}".format).to_numpy(),
-        }, index=pd.Index(last.epoch.to_numpy(), name="epoch"))
+            t("article's x"): orders, t("article"): last.article.to_numpy(), t("{}'s x").format(seed): seeded,
+            seed: last.seeded.to_numpy(), t("closed form"): last.closed_form.map("{:f}".format).to_numpy(),
+        }, index=pd.Index(last.epoch.to_numpy(), name=t("epoch")))
 
 
 @cached

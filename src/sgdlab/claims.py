@@ -19,6 +19,7 @@ import pandas as pd
 from . import data, experiments, explore, seeds
 from .capacity import NoiseFloorConfig
 from .fmt import Markdown, num
+from .i18n import t
 from .seeds import ARTICLE_SEED
 
 TAIL = 257  # seeds for a claim about a tail, or about where seed 20 falls: a percentile to ±2 points (1 se)
@@ -97,21 +98,23 @@ class Checked:
         return float((self.values <= self.article).mean())
 
     def holds_in(self) -> str:
-        """ "all 33 seeds", "31 of 33 seeds" or "none of the 33 seeds", for prose."""
+        """ "all 33 seeds", "31 of 33 seeds" or "none of the 33 seeds", for prose, in the document's language."""
         k = self.count
-        return (f"all {self.n} seeds" if k == self.n else f"none of the {self.n} seeds" if k == 0
-                else f"{k} of {self.n} seeds")
+        return (t("all {n} seeds") if k == self.n else t("none of the {n} seeds") if k == 0
+                else t("{k} of {n} seeds")).format(k=k, n=self.n)
 
     def mean_se(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
         """ "2.9 × 10⁻⁵ ± 1.9 × 10⁻⁶ (mean ± standard error over 257 seeds)", for prose (fmt.num's numbers);
-        scale 100 and unit " %" for a percentage."""
+        scale 100 and unit " %" for a percentage (a unit in words is translated too)."""
         mean, se = (num(scale * v, spec) for v in (self.mean, self.se))
-        return Markdown(f"{mean} ± {se}{unit} (mean ± standard error over {self.n} seeds)")
+        return Markdown(t("{mean} ± {se}{unit} (mean ± standard error over {n} seeds)").format(
+            mean=mean, se=se, unit=t(unit), n=self.n))
 
     def median_range(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
         """ "1.6 × 10⁻⁵ (median; 10–90 %: 3.5 × 10⁻⁷–7.9 × 10⁻⁵, 257 seeds)", for prose (fmt.num's numbers)."""
         lo, mid, hi = (num(scale * self.quantile(q), spec) for q in (0.1, 0.5, 0.9))
-        return Markdown(f"{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {self.n} seeds)")
+        return Markdown(t("{mid}{unit} (median; 10–90 %: {lo}–{hi}{unit}, {n} seeds)").format(
+            mid=mid, lo=lo, hi=hi, unit=t(unit), n=self.n))
 
     def summary(self) -> dict:
         """The JSON object of `sgdlab claims --json` (README, "Claims")."""
@@ -205,11 +208,12 @@ def table() -> pd.DataFrame:
     rows = []
     for claim_id in CLAIMS:
         c = check(claim_id)
-        rows.append({"supports": f"@{c.claim.section}",
-                     "claim (statistic)": f"`{claim_id}`: {c.claim.text} ({c.claim.statistic})",
-                     "seeds": f"{c.seeds[0]}–{c.seeds[-1]}",
-                     "holds in": "—" if c.count is None else f"{c.count} of {c.n}",
-                     "mean ± se; median (10–90 %)": f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
-                                                    f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
-                                                    f" – {num(c.quantile(0.9), '.3g')})"})
-    return pd.DataFrame(rows).set_index("supports")
+        rows.append({t("supports"): f"@{c.claim.section}",
+                     t("claim (statistic)"): t("`{0}`: {1} ({2})").format(claim_id, t(c.claim.text),
+                                                                         t(c.claim.statistic)),
+                     t("seeds"): f"{c.seeds[0]}–{c.seeds[-1]}",
+                     t("holds in"): "—" if c.count is None else t("{0} of {1}").format(c.count, c.n),
+                     t("mean ± se; median (10–90 %)"): f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
+                                                       f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
+                                                       f" – {num(c.quantile(0.9), '.3g')})"})
+    return pd.DataFrame(rows).set_index(t("supports"))

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render the report (Quarto, or the built-in engine)")
     render.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto")
     render.add_argument("--to", choices=["html", "pdf", "all"], default="all")
+    render.add_argument("--lang", choices=["en", "zh", "all"], default="all",
+                        help="the edition(s): English (_book/), Chinese (_book-zh/, copied to _book/zh/), or both")
     render.add_argument("--no-cache", action="store_true", help="recompute every experiment (SGDLAB_NO_CACHE=1)")
     render.add_argument("--jobs", "-j", type=int, metavar="N",
                         help="built-in engine: chapters executed at once; Quarto: with 2 or more, HTML and PDF"
@@ -183,7 +185,8 @@ def cmd_render(args) -> int:
     if args.no_cache:
         os.environ["SGDLAB_NO_CACHE"] = "1"  # inherited by Quarto and by every kernel that runs a chapter
     try:
-        paths = render(Path.cwd(), engine=args.engine, to=args.to, progress=sys.stderr.isatty(), jobs=args.jobs)
+        paths = render(Path.cwd(), engine=args.engine, to=args.to, progress=sys.stderr.isatty(), jobs=args.jobs,
+                       lang=args.lang)
     except RenderError as err:
         return _fail(str(err))
     for path in paths:

@@ -7,8 +7,9 @@ IPython shows for the drawn Figure — is stored in the results cache (`cache.py
 function, its arguments (the results, as data), the package's source digest and versions (as for
 every entry), and the kernel's display settings: which printer each mime type uses for a Figure
 (Quarto's `fig-format`: retina PNG for HTML, PDF for LaTeX; the built-in engine's PNG) and every
-matplotlib rcParam (`fig-dpi`, `fig-width`, ...). A hit returns the stored bundle without drawing
-anything; a miss draws the Figure, lets IPython format it, stores and returns that.
+matplotlib rcParam (`fig-dpi`, `fig-width`, ...), and the language of its words (i18n.py). A hit
+returns the stored bundle without drawing anything; a miss draws the Figure, lets IPython format it,
+stores and returns that.
 
 Outside a report kernel (the CLI, tests, a reader's own notebook), and when called while another
 figure is being drawn (an explorable figure's static PNG), the functions return Figures.
@@ -24,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from . import cache, serial
+from . import cache, i18n, serial
 
 PREFIX = "display."  # cache entries of figures are named display.<module>.<function>
 _active = False  # set by notebook.setup(): this process is a report kernel
@@ -116,10 +117,12 @@ class ReportFigure:
         shell = get_ipython()
         if shell is None:  # displayed outside IPython: nothing to cache against
             return {"text/plain": repr(self.draw())}
+        i18n.use_fonts()  # the language's fonts are part of the settings the key describes
         settings = display_settings(shell)
         name = f"{PREFIX}{self.function.__module__}.{self.function.__qualname__}"
         arguments = None if settings is None else _digest({"args": list(self.args), "kwargs": self.kwargs})
-        key = None if arguments is None else cache.key_for(name, {"arguments": arguments, "display": settings})
+        key = None if arguments is None else cache.key_for(
+            name, {"arguments": arguments, "display": settings, "language": i18n.language()})
         if key is None:
             return self._bundle(shell)
         data, metadata = cache.fetch(name, key, lambda: list(self._bundle(shell)))

@@ -29,12 +29,15 @@ import base64
 import io
 import json
 import math
+import re
 from importlib import resources
 
 import numpy as np
 import pandas as pd
 
+from . import i18n
 from .display import report_figure
+from .i18n import t
 
 ASSET_IDS = ("sgdlab-explore-css", "sgdlab-explore-js")
 
@@ -42,6 +45,18 @@ ASSET_IDS = ("sgdlab-explore-css", "sgdlab-explore-js")
 def asset(name: str) -> str:
     """A file of the package's assets/ directory (the drawing script, its CSS)."""
     return resources.files("sgdlab").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def script_words() -> dict[str, str]:
+    """The translations of explore.js's words (each `W("…")` of the script) in the current language."""
+    keys = [json.loads(f'"{k}"') for k in re.findall(r'\bW\("((?:[^"\\]|\\.)*)"', asset("explore.js"))]
+    return i18n.words(keys)
+
+
+def _with_words(spec: dict) -> dict:
+    """The spec with the script's words when they are not English (an English page stays as it was)."""
+    found = script_words()
+    return {**spec, "words": found} if found else spec
 
 
 def rounded(values, digits: int = 5):
@@ -135,23 +150,23 @@ def floor_figure(result, ident: str = "lf-explore") -> Explorable:
 
     f, cfg = result.frames, result.config
     lrs = cfg.effective_lrs
-    spec = {"lrs": rounded(lrs), "schedules": list(explore.SCHEDULES), "steps_per_epoch": 4,
+    spec = {"lrs": rounded(lrs), "schedules": [t(s) for s in explore.SCHEDULES], "steps_per_epoch": 4,
             "show_epochs": cfg.show_epochs, "tail": cfg.tail, "last_step": cfg.epochs * 4,
             "loss_epochs": [int(e) for e in result.loss_epochs], "gap_range": [1e-12, 1e2],
             "frames": {"w_star": rounded(f.w_star), "floor": rounded(f.floor), "width": rounded(f.width),
                        "offset": rounded(f.offset), "final": rounded(f.final_loss),
                        "diverged": [int(v) for v in f.diverged_step], **floor_curves(result)}}
     controls = [
-        {"name": "lr", "label": "step size η", "range": True, "values": [f"{v:.3g}" for v in lrs],
+        {"name": "lr", "label": t("step size η"), "range": True, "values": [f"{v:.3g}" for v in lrs],
          "initial": min(range(len(lrs)), key=lambda i: abs(lrs[i] - 0.03))},
-        {"name": "labels", "label": "labels", "values": ["clean (y = x)", "last label 3.1"], "initial": 1},
-        {"name": "model", "label": "model", "values": list(explore.MODELS), "initial": 0},
-        {"name": "sampling", "label": "sampling", "values": list(explore.SAMPLINGS), "initial": 0},
-        {"name": "schedule", "label": "schedule", "values": list(explore.SCHEDULES), "initial": 0},
+        {"name": "labels", "label": t("labels"), "values": [t("clean (y = x)"), t("last label 3.1")], "initial": 1},
+        {"name": "model", "label": t("model"), "values": list(explore.MODELS), "initial": 0},
+        {"name": "sampling", "label": t("sampling"), "values": [t(v) for v in explore.SAMPLINGS], "initial": 0},
+        {"name": "schedule", "label": t("schedule"), "values": [t(v) for v in explore.SCHEDULES], "initial": 0},
     ]
-    alt = ("Interactive: w minus w* after every step over the last epochs, and the loss above its floor per "
-           "epoch, for the chosen step size, labels, model, sampling and schedule.")
-    return Explorable(ident, "floor", spec, controls, ["|0 0 360 258", "|0 0 360 258"],
+    alt = t("Interactive: w minus w* after every step over the last epochs, and the loss above its floor per "
+            "epoch, for the chosen step size, labels, model, sampling and schedule.")
+    return Explorable(ident, "floor", _with_words(spec), controls, ["|0 0 360 258", "|0 0 360 258"],
                       png_bytes(plots.floor_grid(result)), alt)
 
 
@@ -175,15 +190,15 @@ def steps_figure(result, ident: str = "steepest-explore") -> Explorable:
             "xlabel": "w1" if p == 0 else "w", "ylabel": "w2" if p == 0 else "b"})
     ratios = list(result.runs.ratio.unique())
     spec = {"ratios": rounded(ratios), "norms": list(explore.NORMS), "steps": result.config.steps,
-            "problem_names": list(explore.PROBLEMS), "problems": problems}
+            "problem_names": [t(p) for p in explore.PROBLEMS], "problems": problems}
     controls = [
-        {"name": "ratio", "label": "step size η·L", "range": True, "values": [f"{r:.3g}" for r in ratios],
+        {"name": "ratio", "label": t("step size η·L"), "range": True, "values": [f"{r:.3g}" for r in ratios],
          "initial": 0},  # the article's (the smallest)
-        {"name": "problem", "label": "loss", "values": list(explore.PROBLEMS), "initial": 0},
-        {"name": "norm", "label": "norm", "values": [f"{n}" + ("-norm" if n == "H" else "") for n in explore.NORMS],
-         "initial": 0},
+        {"name": "problem", "label": t("loss"), "values": [t(p) for p in explore.PROBLEMS], "initial": 0},
+        {"name": "norm", "label": t("norm"),
+         "values": [f"{n}" + (t("-norm") if n == "H" else "") for n in explore.NORMS], "initial": 0},
     ]
-    alt = ("Interactive: level sets of the loss, the gradient-descent path for the chosen step size, and the unit "
-           "ball and steepest unit step of the chosen norm at the start.")
-    return Explorable(ident, "steps", spec, controls, ["sx-square|0 0 372 402"], png_bytes(plots.steps_grid(result)),
-                      alt)
+    alt = t("Interactive: level sets of the loss, the gradient-descent path for the chosen step size, and the unit "
+            "ball and steepest unit step of the chosen norm at the start.")
+    return Explorable(ident, "steps", _with_words(spec), controls, ["sx-square|0 0 372 402"],
+                      png_bytes(plots.steps_grid(result)), alt)

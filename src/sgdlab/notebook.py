@@ -18,7 +18,7 @@ import re
 
 import pandas as pd
 
-from . import display, fmt
+from . import display, fmt, i18n
 
 # A cell that reads as a number (right-aligned), plain or a formula of fmt.num; "—", "-" and "" are
 # the tables' "no value".
@@ -48,8 +48,10 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def _shown(cell: str) -> str:
     """The cell as wide as it reads: a formula of fmt.num as one word of its printed length, a cross-reference
-    as the longest it shows ("Section 2.4.7")."""
-    return CROSSREF.sub("x" * CROSSREF_WIDTH, fmt.MATH.sub(lambda m: "0" * len(fmt.plain(m[0])), cell))
+    as the longest it shows ("Section 2.4.7"), a Chinese character as two (it is set twice as wide as a
+    Latin letter, and a Chinese phrase is one unbreakable word to the width count)."""
+    shown = CROSSREF.sub("x" * CROSSREF_WIDTH, fmt.MATH.sub(lambda m: "0" * len(fmt.plain(m[0])), cell))
+    return i18n.CJK.sub("xx", shown)
 
 
 def _widths(header: list[str], body: list[list[str]]) -> list[int]:
@@ -121,6 +123,7 @@ def setup() -> None:
     if shell is None:
         return
     display.activate()  # figures drawn once per result and display settings (display.py)
+    i18n.use_fonts()  # a Chinese chapter's figures need a CJK font, set before any figure's cache key
     formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(pd.DataFrame, lambda df: None)
     formatters["text/markdown"].for_type(pd.DataFrame, markdown_table)

@@ -15,6 +15,7 @@ import pandas as pd
 from . import __version__
 from ._lazy import torch
 from .cache import cached
+from .i18n import t
 from .registry import EXPERIMENTS, run
 
 
@@ -54,14 +55,14 @@ def torch_threads(machine: Machine) -> Threads:
 
 def environment() -> pd.DataFrame:
     """Versions of what computed the report, and the machine it ran on."""
-    rows = {"sgdlab": __version__, "Python": sys.version.split()[0], "platform": platform.platform(),
-            "machine": platform.machine(), "torch threads": str(torch_threads(Machine.here()).threads)}
+    rows = {"sgdlab": __version__, "Python": sys.version.split()[0], t("platform"): platform.platform(),
+            t("machine"): platform.machine(), t("torch threads"): str(torch_threads(Machine.here()).threads)}
     for package in ("torch", "numpy", "pandas", "matplotlib", "nbclient", "ipykernel"):
         try:
             rows[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            rows[package] = "not installed"
-    return pd.DataFrame({"value": rows}).rename_axis("component")
+            rows[package] = t("not installed")
+    return pd.DataFrame({t("value"): rows}).rename_axis(t("component"))
 
 
 def summary_digest(summary: dict) -> str:
@@ -74,6 +75,6 @@ def digests() -> pd.DataFrame:
     rows = []
     for name, experiment in EXPERIMENTS.items():
         summary = run(name).summary()
-        rows.append({"experiment": name, "seed": experiment.config.seed, "summary keys": len(summary),
-                     "sha256 of the summary (first 16)": summary_digest(summary)[:16]})
-    return pd.DataFrame(rows).set_index("experiment")
+        rows.append({t("experiment"): name, t("seed"): experiment.config.seed, t("summary keys"): len(summary),
+                     t("sha256 of the summary (first 16)"): summary_digest(summary)[:16]})
+    return pd.DataFrame(rows).set_index(t("experiment"))

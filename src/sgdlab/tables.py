@@ -7,6 +7,7 @@ import pandas as pd
 from .data import NUM_EXAMPLES
 from .experiments import ARTICLE_BASELINE, BaselineResult, OrderSpreadResult
 from .fmt import num
+from .i18n import t
 from .steepest import CurvatureResult
 
 IMPLEMENTATION_NAMES = {
@@ -20,17 +21,18 @@ def baseline_comparison(result: BaselineResult) -> pd.DataFrame:
     """One column per implementation plus the article's printed numbers, one row per quantity."""
     rows = result.final.set_index("implementation")
     table = pd.DataFrame({
-        IMPLEMENTATION_NAMES[name]: [
+        t(IMPLEMENTATION_NAMES[name]): [
             f"{r.final_loss:.6f}", f"{r.w1_error:+.4f}", f"{r.w2_error:+.4f}", f"{r.b_error:+.4f}",
             num(r.final_loss, ".3e"),
         ]
         for name, r in rows.iterrows()
-    }, index=["training loss (printed as the article)", "w₁ error", "w₂ error", "b error", "training loss"])
-    table["the article (published)"] = [
+    }, index=[t(q) for q in ("training loss (printed as the article)", "w₁ error", "w₂ error", "b error",
+                             "training loss")])
+    table[t("the article (published)")] = [
         f"{ARTICLE_BASELINE['final_loss']:.6f}", f"{ARTICLE_BASELINE['w_error'][0]:+.4f}",
         f"{ARTICLE_BASELINE['w_error'][1]:+.4f}", f"{ARTICLE_BASELINE['b_error']:+.4f}", "—",
     ]
-    table.index.name = "quantity"
+    table.index.name = t("quantity")
     return table
 
 
@@ -44,10 +46,11 @@ def order_spread(result: OrderSpreadResult) -> pd.DataFrame:
         ("b error", "b_error", ARTICLE_BASELINE["b_error"], "+.6f", "{:+.4f}"),
     ]
     return pd.DataFrame(
-        [{"quantity": label, "min over orders": num(f[col].min(), spec), "max over orders": num(f[col].max(), spec),
-          "printed (all orders)": " / ".join(sorted({printed.format(v) for v in f[col]})),
-          "the article": printed.format(article)} for label, col, article, spec, printed in rows]
-    ).set_index("quantity")
+        [{t("quantity"): t(label), t("min over orders"): num(f[col].min(), spec),
+          t("max over orders"): num(f[col].max(), spec),
+          t("printed (all orders)"): " / ".join(sorted({printed.format(v) for v in f[col]})),
+          t("the article"): printed.format(article)} for label, col, article, spec, printed in rows]
+    ).set_index(t("quantity"))
 
 
 def loss_over_floor(result: BaselineResult, epoch: int, implementation: str = "scratch") -> float:
@@ -71,21 +74,22 @@ def conventions(curv: CurvatureResult, n: int = NUM_EXAMPLES) -> pd.DataFrame:
     c = curv.constants.set_index("name")
     base, toy = c.loc["baseline"], c.loc["toy"]
     rows = [  # (problem, loss, scale relative to the first loss of the problem, step on that loss, L of the loss)
-        ("baseline", "D2L's ½ mean loss ℓ, the book's f", 1, base.step, base.L),
-        ("baseline", "nn.MSELoss: mean, no ½ (concise)", 2, base.step / 2, 2 * base.L),
-        ("baseline", f"½ loss summed over the n = {n:,} examples", n, base.step / n, n * base.L),
-        ("toy", "the toy's plain mean (ŷ − y)², its f; lr/10", 1, toy.step, toy.L),
-        ("toy", "the same, stepped with the nominal lr", 1, toy.lr, toy.L),
-        ("toy", "one example's (ŷ − y)² at x = 3: L_B", 1, toy.step, toy.batch_curvature),
-        ("toy", "D2L's ½ mean loss on the toy", 0.5, 2 * toy.step, toy.L / 2),
+        ("baseline", t("D2L's ½ mean loss ℓ, the book's f"), 1, base.step, base.L),
+        ("baseline", t("nn.MSELoss: mean, no ½ (concise)"), 2, base.step / 2, 2 * base.L),
+        ("baseline", t("½ loss summed over the n = {} examples").format(f"{n:,}"), n, base.step / n, n * base.L),
+        ("toy", t("the toy's plain mean (ŷ − y)², its f; lr/10"), 1, toy.step, toy.L),
+        ("toy", t("the same, stepped with the nominal lr"), 1, toy.lr, toy.L),
+        ("toy", t("one example's (ŷ − y)² at x = 3: L_B"), 1, toy.step, toy.batch_curvature),
+        ("toy", t("D2L's ½ mean loss on the toy"), 0.5, 2 * toy.step, toy.L / 2),
     ]
-    return pd.DataFrame({"loss": [r[1] for r in rows], "L": [num(r[4], ".4g") for r in rows],
-                         "2/L": [num(2 / r[4], ".4g") for r in rows], "step η on it": [num(r[3], ".4g") for r in rows],
+    return pd.DataFrame({t("loss"): [r[1] for r in rows], "L": [num(r[4], ".4g") for r in rows],
+                         "2/L": [num(2 / r[4], ".4g") for r in rows],
+                         t("step η on it"): [num(r[3], ".4g") for r in rows],
                          "η·L": [num(r[3] * r[4], ".3g") for r in rows]},
-                        index=pd.Index([r[0] for r in rows], name="problem"))
+                        index=pd.Index([t(r[0]) for r in rows], name=t("problem")))
 
 
-NOTATION = [  # symbol, meaning (Markdown, math in $…$): one meaning each, across the book
+NOTATION = [  # symbol, meaning (Markdown, math in $…$): one meaning each, across the book; words-zh.yml has each
     (r"$n$, $p$", r"number of examples; number of parameters ($b$'s column of ones included)"),
     (r"$x_i$, $y_i$, $X$", r"example $i$'s input row (with its 1 for $b$) and label; the $n \times p$ matrix of rows"),
     (r"$\theta$, $\theta^*$, $\theta_\text{true}$",
@@ -124,6 +128,6 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one meaning each, acr
 
 
 def notation() -> pd.DataFrame:
-    """The book's symbols, one meaning each."""
-    return pd.DataFrame({"meaning": [m for _, m in NOTATION]},
-                        index=pd.Index([s for s, _ in NOTATION], name="symbol"))
+    """The book's symbols, one meaning each (the meanings in the document's language)."""
+    return pd.DataFrame({t("meaning"): [t(m) for _, m in NOTATION]},
+                        index=pd.Index([s for s, _ in NOTATION], name=t("symbol")))

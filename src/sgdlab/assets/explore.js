@@ -21,6 +21,15 @@
     return v.toExponential((digits || 3) - 1);
   }
   function ok(v) { return v !== null && isFinite(v); }
+  // The figure's words in the page's language: an English template ("diverged at step {0}") looked up in
+  // spec.words (the translations sgdlab.i18n embeds; none for English), its {0}, {1}… filled in.
+  function words(spec) {
+    var table = spec.words || {};
+    return function (text) {
+      var args = arguments;
+      return (table[text] || text).replace(/\{(\d)\}/g, function (m, i) { return args[+i + 1]; });
+    };
+  }
 
   // An axes box: x/y maps from data to pixels (log or linear), with house-style grid and ticks.
   function axes(svg, box, xr, yr, opt) {
@@ -109,7 +118,7 @@
 
   // Chapter 2: w − w* over the last epochs, and the loss above the floor per epoch.
   function drawFloor(root, s, st) {
-    var nl = s.lrs.length, i = st.lr, f = s.frames;
+    var nl = s.lrs.length, i = st.lr, f = s.frames, W = words(s);
     var k = ((((st.schedule * 2 + st.labels) * 2 + st.model) * 2 + st.sampling) * nl) + i;
     var svgs = root.querySelectorAll("svg.sx-panel");
     var wstar = f.w_star[k], div = f.diverged[k], dw = f.dw[k], steps = [];
@@ -120,9 +129,9 @@
     if (div >= 0) { lo = -1; hi = 1; }  // nothing to draw: a neutral axis under the message
     var span = Math.max(hi - lo, 1e-12), pad = 0.12 * span;
     var a = axes(svgs[0], {x: 58, y: 22, w: 284, h: 170}, [steps[0], steps[steps.length - 1]], [lo - pad, hi + pad],
-                 {xlabel: "step (last " + s.show_epochs + " epochs)", title: "w − w*, after every step"});
+                 {xlabel: W("step (last {0} epochs)", s.show_epochs), title: W("w − w*, after every step")});
     line(a, [steps[0], steps[steps.length - 1]], [0, 0], {color: "#000", dash: "4 3", width: 1});
-    if (div >= 0) note(a, "diverged at step " + div);
+    if (div >= 0) note(a, W("diverged at step {0}", div));
     else {
       line(a, steps, dw, {color: C[0], width: 1});
       dots(a, steps, dw, C[0], 2);
@@ -130,7 +139,8 @@
       for (var j = 0; j < steps.length; j += s.steps_per_epoch) { ends.push(steps[j]); endw.push(dw[j]); }
       dots(a, ends, endw, C[0], 3.5, true);
     }
-    legend(svgs[0], 70, 236, [{color: C[0], label: "w − w* (squares: epoch ends)"}, {color: "#000", dash: "4 3", label: "w* (least squares)"}]);
+    legend(svgs[0], 70, 236, [{color: C[0], label: W("w − w* (squares: epoch ends)")},
+                              {color: "#000", dash: "4 3", label: W("w* (least squares)")}]);
 
     clear(svgs[1]);
     var floor = f.floor[k], ex = [], ep = [];
@@ -140,11 +150,11 @@
       ex.push(v === null ? null : Math.max(v, s.gap_range[0]));
     });
     var b = axes(svgs[1], {x: 58, y: 22, w: 284, h: 170}, [0, s.loss_epochs[s.loss_epochs.length - 1]], s.gap_range,
-                 {ylog: true, xlabel: "epoch", title: "loss − floor (floor " + fmt(floor, 3) + ")"});
+                 {ylog: true, xlabel: W("epoch"), title: W("loss − floor (floor {0})", fmt(floor, 3))});
     line(b, ep, ex, {color: C[0], width: 1.2});
     dots(b, ep, ex, C[0], 1.6);  // the epochs kept (log-spaced): the line only joins them
-    if (div >= 0) note(b, "loss overflows: diverged");
-    legend(svgs[1], 70, 236, [{color: C[0], label: s.schedules[st.schedule] + " (bottom: ≤ " + fmt(s.gap_range[0], 1) + ")"}]);
+    if (div >= 0) note(b, W("loss overflows: diverged"));
+    legend(svgs[1], 70, 236, [{color: C[0], label: W("{0} (bottom: ≤ {1})", s.schedules[st.schedule], fmt(s.gap_range[0], 1))}]);
 
     var r = root.querySelector(".sx-readout");
     var head = "η = " + fmt(s.lrs[i], 3) + " · w* = " + fmt(wstar, 5) + " · ";
@@ -152,17 +162,17 @@
       r.innerHTML = "";
       r.appendChild(document.createTextNode(head));
       var sp = document.createElement("span"); sp.className = "sx-diverged";
-      sp.textContent = "diverged at step " + div + " (epoch " + (Math.floor(div / s.steps_per_epoch) + 1) + "): the loss became inf";
+      sp.textContent = W("diverged at step {0} (epoch {1}): the loss became inf", div, Math.floor(div / s.steps_per_epoch) + 1);
       r.appendChild(sp);
     } else {
-      r.textContent = head + "cycle width " + fmt(f.width[k], 3) + " · offset " + fmt(f.offset[k], 3) +
-        " (last " + s.tail + " epochs) · final loss " + fmt(f.final[k], 4) + " (floor " + fmt(floor, 4) + ")";
+      r.textContent = head + W("cycle width {0} · offset {1} (last {2} epochs) · final loss {3} (floor {4})",
+        fmt(f.width[k], 3), fmt(f.offset[k], 3), s.tail, fmt(f.final[k], 4), fmt(floor, 4));
     }
   }
 
   // Chapter 3: a gradient-descent path on the level sets, and one norm's steepest direction at θ0.
   function drawSteps(root, s, st) {
-    var p = s.problems[st.problem], k = st.ratio, n = st.norm;
+    var p = s.problems[st.problem], k = st.ratio, n = st.norm, W = words(s);
     var svg = root.querySelector("svg.sx-panel");
     clear(svg);
     var v = p.view;
@@ -182,19 +192,19 @@
     line(a, xs, ys, {color: C[0], width: 1.1});
     dots(a, xs, ys, C[0], 2.2);
     el("path", {d: star(a.X(p.optimum[0]), a.Y(p.optimum[1]), 6), fill: "#000"}, a.g);
-    legend(svg, 62, 362, [{color: C[0], label: "gradient descent, first " + (path[0].length - 1) + " steps"},
-                          {color: C[1], label: s.norms[n] + " ball and its steepest unit step"},
-                          {color: "#000", dash: "3 2", label: "−∇f (scaled to the ℓ2 radius)"}]);
+    legend(svg, 62, 362, [{color: C[0], label: W("gradient descent, first {0} steps", path[0].length - 1)},
+                          {color: C[1], label: W("{0} ball and its steepest unit step", s.norms[n])},
+                          {color: "#000", dash: "3 2", label: W("−∇f (scaled to the ℓ2 radius)")}]);
     var r = root.querySelector(".sx-readout");
     r.textContent = "η·L = " + fmt(s.ratios[k], 3) + " (η = " + fmt(p.lrs[k], 3) + ", 2/L = " + fmt(2 / p.L, 3) +
       ", κ = " + fmt(p.kappa, 3) + ") · ";
     var sp = document.createElement("span");
     if (div >= 0) {
       sp.className = "sx-diverged";
-      sp.textContent = (out > 0 ? "leaves the picture at step " + out + "; " : "") +
-        "diverged: the float32 loss overflowed at step " + div;
+      sp.textContent = (out > 0 ? W("leaves the picture at step {0}; ", out) : "") +
+        W("diverged: the float32 loss overflowed at step {0}", div);
     }
-    else sp.textContent = "excess loss after " + s.steps + " steps " + fmt(p.excess[k], 3);
+    else sp.textContent = W("excess loss after {0} steps {1}", s.steps, fmt(p.excess[k], 3));
     r.appendChild(sp);
   }
   function arrow(ax, from, to, color) {

@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 
 from ..display import report_figure
 from ..explore import LABELS, MODELS, NORMS, PROBLEMS, FloorGridResult, StepsGridResult
+from ..i18n import t
 from .style import PALETTE, figure
 
 SHOWN_RATIOS = (1.0, 1.95, 2.2)  # η·L drawn beside the article's: just below and above the 2/L edge
@@ -25,18 +26,19 @@ def floor_grid(result: FloorGridResult) -> Figure:
             for (schedule, sampling), (color, ls) in styles.items():
                 g = f[(f.labels == labels) & (f.model == model) & (f.schedule == schedule) & (f.sampling == sampling)]
                 gap = (g.final_loss - g.floor).clip(lower=1e-14)
-                ax.plot(g.lr, gap, ls, color=color, marker="o", ms=2.5, lw=1, label=f"{schedule}, {sampling}")
+                ax.plot(g.lr, gap, ls, color=color, marker="o", ms=2.5, lw=1,
+                        label=t("{}, {}").format(t(schedule), t(sampling)))
                 blown = g[g.diverged_step >= 0]
                 ax.plot(blown.lr, np.full(len(blown), 1e1), "x", color=color, ms=6)
             ax.axvline(0.03, color="black", lw=0.8, ls="--")
-            ax.set(xscale="log", yscale="log", ylim=(1e-15, 1e2), title=f"labels {labels}, {model}")
+            ax.set(xscale="log", yscale="log", ylim=(1e-15, 1e2), title=t("labels {}, {}").format(t(labels), model))
             ax.title.set_fontsize(9)
     for ax in axes[1]:
-        ax.set_xlabel("step size η (dashed: the article's)")
+        ax.set_xlabel(t("step size η (dashed: the article's)"))
     for ax in axes[:, 0]:
-        ax.set_ylabel("final loss − floor")
+        ax.set_ylabel(t("final loss − floor"))
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=2, fontsize=7,
-               title="× at the top: diverged (the engine's flag)", title_fontsize=7)
+               title=t("× at the top: diverged (the engine's flag)"), title_fontsize=7)
     return fig
 
 
@@ -56,19 +58,20 @@ def steps_grid(result: StepsGridResult) -> Figure:
             path = _until_outside(result.paths[p, k], view)
             ax.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[0], ms=1.5, lw=0.7)
             step = int(runs.diverged_step[k])
-            ax.set_title(f"η·L = {runs.ratio[k]:.3g}" + (f"\ndiverged at step {step}" if step >= 0 else ""), fontsize=7)
+            ax.set_title(f"η·L = {runs.ratio[k]:.3g}" + (t("\ndiverged at step {}").format(step) if step >= 0 else ""),
+                         fontsize=7)
         ax = axes[p, -1]
         _levels(ax, result, p)
         for n, name in enumerate(NORMS):
             ball, d, s0 = result.balls[p, n], result.directions[p, n], result.start[p]
             ax.plot(ball[:, 0], ball[:, 1], color=PALETTE[n + 1], lw=0.8, label=name)
             ax.annotate("", s0 + d, s0, arrowprops={"arrowstyle": "->", "color": PALETTE[n + 1], "lw": 1})
-        ax.set_title("steepest unit steps", fontsize=7)
+        ax.set_title(t("steepest unit steps"), fontsize=7)
         if p == 0:
             ax.legend(fontsize=6, loc="lower right")
         for ax in axes[p]:
             ax.set(xlim=view[:2], ylim=view[2:], aspect="equal", xticks=[], yticks=[])
-        axes[p, 0].set_ylabel(problem.split(" (")[0], fontsize=8)
+        axes[p, 0].set_ylabel(t(problem.split(" (")[0]), fontsize=8)
     return fig
 
 

@@ -12,6 +12,7 @@ from ..data import NOISE_STD
 from ..display import report_figure
 from ..experiments import ARTICLE_BASELINE
 from ..fmt import num
+from ..i18n import t
 from ..loss_floor import FourRunsResult
 from ..precision import PrecisionResult
 from .style import PALETTE, figure
@@ -26,16 +27,17 @@ def four_runs(result: FourRunsResult) -> Figure:
     fig, axes = figure(2, 2, width=7.2, height=5.2, sharey=True)
     for ax, (name, run) in zip(axes.flat, result.runs.items(), strict=True):
         h = run.history.iloc[1:]
-        ax.plot(h.step / 4, h.loss.clip(lower=1e-12), lw=0.8, color=PALETTE[0], label="SGD loss (float32)")
+        ax.plot(h.step / 4, h.loss.clip(lower=1e-12), lw=0.8, color=PALETTE[0], label=t("SGD loss (float32)"))
         if run.loss_floor > 1e-12:
-            ax.axhline(run.loss_floor, color="black", lw=1.0, ls="--", label=f"floor {num(run.loss_floor, '.3e')}")
-        ax.axhline(PRINT_ZERO, color=PALETTE[1], lw=0.8, ls=":", label="prints 0.000000 below")
+            ax.axhline(run.loss_floor, color="black", lw=1.0, ls="--",
+                       label=t("floor {}").format(num(run.loss_floor, ".3e")))
+        ax.axhline(PRINT_ZERO, color=PALETTE[1], lw=0.8, ls=":", label=t("prints 0.000000 below"))
         long = run.config.epochs > 100
-        ax.set(xscale="log" if long else "linear", yscale="log", title=TITLES[name], xlabel="epoch")
+        ax.set(xscale="log" if long else "linear", yscale="log", title=t(TITLES[name]), xlabel=t("epoch"))
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7, loc="lower left" if long else "upper right")
     for ax in axes[:, 0]:
-        ax.set_ylabel("training loss (ŷ − y)²")
+        ax.set_ylabel(t("training loss (ŷ − y)²"))
     return fig
 
 
@@ -49,24 +51,25 @@ def article_cycle(result: CycleResult) -> Figure:
         ends = result.epochs[result.epochs.run == name]
         art = ARTICLE_FINAL[name]
         w_star, ax = float(fit.theta[0]), axes[0, j]
-        ax.axhspan(rng.w_min, rng.w_max, color=PALETTE[5], alpha=0.2, label="range over all steps, all orders")
-        ax.axhspan(ends.w.min(), ends.w.max(), color=PALETTE[0], alpha=0.2, label="range at epoch ends")
-        ax.plot(win.step, win.w, "-o", ms=2.5, lw=0.8, color=PALETTE[0], label=f"w, order seed {result.config.seed}")
-        ax.plot(win.step[::4], win.w[::4], "s", ms=5, mfc="none", color=PALETTE[0], label="epoch ends")
-        ax.axhline(w_star, color="black", ls="--", lw=1, label="w* (least squares)")
-        ax.axhline(art["w"], color=PALETTE[1], ls=":", lw=1.2, label="the article's w (quoted)")
-        ax.set(title=TITLES[name], xlabel="step", ylabel="w")
+        ax.axhspan(rng.w_min, rng.w_max, color=PALETTE[5], alpha=0.2, label=t("range over all steps, all orders"))
+        ax.axhspan(ends.w.min(), ends.w.max(), color=PALETTE[0], alpha=0.2, label=t("range at epoch ends"))
+        ax.plot(win.step, win.w, "-o", ms=2.5, lw=0.8, color=PALETTE[0],
+                label=t("w, order seed {}").format(result.config.seed))
+        ax.plot(win.step[::4], win.w[::4], "s", ms=5, mfc="none", color=PALETTE[0], label=t("epoch ends"))
+        ax.axhline(w_star, color="black", ls="--", lw=1, label=t("w* (least squares)"))
+        ax.axhline(art["w"], color=PALETTE[1], ls=":", lw=1.2, label=t("the article's w (quoted)"))
+        ax.set(title=t(TITLES[name]), xlabel=t("step"), ylabel="w")
         ax.title.set_fontsize(9)
         ax = axes[1, j]
-        ax.scatter(ends.w, ends.loss, s=3, alpha=0.3, color=PALETTE[0], linewidths=0, label="epoch ends, all orders")
-        ax.axhline(fit.loss_floor, color="black", ls="--", lw=1, label="floor")
+        ax.scatter(ends.w, ends.loss, s=3, alpha=0.3, color=PALETTE[0], linewidths=0, label=t("epoch ends, all orders"))
+        ax.axhline(fit.loss_floor, color="black", ls="--", lw=1, label=t("floor"))
         if name == "toy-noisy":
             w = np.linspace(ends.w.min(), ends.w.max(), 100)
             parabola = fit.loss_floor + 0.5 * float(fit.hessian[0, 0]) * (w - w_star) ** 2
-            ax.plot(w, parabola, color=PALETTE[2], lw=1, label="floor + ½H(w − w*)²")
+            ax.plot(w, parabola, color=PALETTE[2], lw=1, label=t("floor + ½H(w − w*)²"))
         ax.plot(art["w"], art["loss"], "*", ms=12, color=PALETTE[1],
-                label="the article (quoted)")
-        ax.set(xlabel="w at epoch end", ylabel="training loss")
+                label=t("the article (quoted)"))
+        ax.set(xlabel=t("w at epoch end"), ylabel=t("training loss"))
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=7)
     for ax in axes[1]:
         ax.legend(fontsize=7, loc="upper left")
@@ -79,25 +82,25 @@ def noise_floor(result: NoiseFloorResult) -> Figure:
     fig, (ax, bx) = figure(2, 1, width=7.2, height=3.6)
     f = result.frame
     ax.fill_between(f.sigma, f.q_lo, f.q_hi, color=PALETTE[0], alpha=0.25, lw=0,
-                    label="measured: 95 % of single runs")
-    ax.plot(f.sigma, f.predicted, color="black", lw=1, label="predicted σ²/2·(n − p)/n")
-    ax.plot(f.sigma, f["mean"], "o", ms=4, color=PALETTE[0], label="measured mean")
+                    label=t("measured: 95 % of single runs"))
+    ax.plot(f.sigma, f.predicted, color="black", lw=1, label=t("predicted σ²/2·(n − p)/n"))
+    ax.plot(f.sigma, f["mean"], "o", ms=4, color=PALETTE[0], label=t("measured mean"))
     printed = ARTICLE_BASELINE["final_loss"]
-    ax.plot(NOISE_STD, printed, "*", ms=11, color=PALETTE[1], label=f"the article's {printed:f} (quoted)")
-    ax.set(xscale="log", yscale="log", xlabel="noise σ", ylabel="minimal training loss (½ squared error)")
+    ax.plot(NOISE_STD, printed, "*", ms=11, color=PALETTE[1], label=t("the article's {:f} (quoted)").format(printed))
+    ax.set(xscale="log", yscale="log", xlabel=t("noise σ"), ylabel=t("minimal training loss (½ squared error)"))
     ax.legend(fontsize=7)
     bx.fill_between(f.sigma, f.band_lo / f.predicted, f.band_hi / f.predicted, color="grey", alpha=0.15, lw=0,
-                    label="predicted 95 % range of a single run")
+                    label=t("predicted 95 % range of a single run"))
     bx.errorbar(f.sigma, f.ratio, yerr=[f.ratio - f.ratio_lo, f.ratio_hi - f.ratio], fmt="o", ms=4, capsize=3,
-                color=PALETTE[0], label="mean of runs, 95 % CI")
+                color=PALETTE[0], label=t("mean of runs, 95 % CI"))
     sgd = result.sgd
     pred = sgd.sigma**2 / 2 * (1 - 3 / result.config.n)
     bx.plot(sgd.sigma * 1.1, sgd.floor / pred, "o", ms=6, mfc="none", color=PALETTE[2],
-            label="single runs: closed-form minimum")
+            label=t("single runs: closed-form minimum"))
     bx.plot(sgd.sigma * 1.1, sgd.sgd_loss / pred, "x", ms=4, color=PALETTE[1],
-            label=f"the same runs: SGD after {result.config.sgd_epochs} epochs")
+            label=t("the same runs: SGD after {} epochs").format(result.config.sgd_epochs))
     bx.axhline(1, color="black", lw=1)
-    bx.set(xscale="log", xlabel="noise σ", ylabel="measured / predicted")
+    bx.set(xscale="log", xlabel=t("noise σ"), ylabel=t("measured / predicted"))
     bx.legend(fontsize=7, loc="upper left")
     return fig
 
@@ -108,20 +111,20 @@ def capacity(result: CapacityResult, ymin: float = 1e-5, ymax: float = 1e3) -> F
     fig, ax = figure(width=6.4, height=4.0)
     f = result.frame
     for col, label, color in (("train", "training loss", PALETTE[0]), ("test", "test loss", PALETTE[1])):
-        ax.plot(f.degree, f[col].clip(ymin / 10, ymax * 10), "o-", ms=3, color=color, label=f"{label} (median)")
+        ax.plot(f.degree, f[col].clip(ymin / 10, ymax * 10), "o-", ms=3, color=color, label=t(f"{label} (median)"))
         ax.fill_between(f.degree, f[f"{col}_lo"].clip(ymin / 10, ymax * 10), f[f"{col}_hi"].clip(ymin / 10, ymax * 10),
                         color=color, alpha=0.2, lw=0)
-    ax.axhline(result.noise_level, color="black", lw=1, ls="--", label="noise level σ²/2")
+    ax.axhline(result.noise_level, color="black", lw=1, ls="--", label=t("noise level σ²/2"))
     ax.plot(f.degree, f.train_expected.clip(lower=ymin / 10), color="black", lw=0.8, ls=":",
-            label="σ²/2·(n − p)/n (training floor if the model contains the truth)")
+            label=t("σ²/2·(n − p)/n (training floor if the model contains the truth)"))
     last = f.iloc[-1]
     arrow = {"arrowstyle": "->", "color": PALETTE[0], "lw": 0.8}
-    ax.annotate(f"train {num(last.train, '.0e')}\n(below the axis)", (last.degree, ymin),
+    ax.annotate(t("train {}\n(below the axis)").format(num(last.train, ".0e")), (last.degree, ymin),
                 xytext=(last.degree - 4, ymin * 3), ha="center", fontsize=7, color=PALETTE[0], arrowprops=arrow)
-    ax.annotate(f"test {num(last.test, '.0e')}", (last.degree, ymax), xytext=(-4, -12), textcoords="offset points",
-                ha="right", fontsize=7, color=PALETTE[1])
-    ax.set(yscale="log", ylim=(ymin, ymax), xlabel=f"polynomial degree (n_train = {result.config.n_train})",
-           ylabel="loss (½ squared error)")
+    ax.annotate(t("test {}").format(num(last.test, ".0e")), (last.degree, ymax), xytext=(-4, -12),
+                textcoords="offset points", ha="right", fontsize=7, color=PALETTE[1])
+    ax.set(yscale="log", ylim=(ymin, ymax), xlabel=t("polynomial degree (n_train = {})").format(result.config.n_train),
+           ylabel=t("loss (½ squared error)"))
     ax.set_xticks(range(0, len(f), 2))
     ax.legend(fontsize=7, loc="upper left")
     return fig
@@ -133,18 +136,18 @@ def precision(result: PrecisionResult) -> Figure:
     fig, ax = figure(width=6.4, height=4.0)
     s = result.steps[result.steps.step > 0]
     nz = s[s.loss32 > 0]
-    ax.plot(nz.step, nz.loss32, "o-", ms=2, lw=0.8, color=PALETTE[0], label="float32 loss (as the article logs it)")
-    ax.plot(s.step, s.loss64, lw=1, color=PALETTE[2], label="float64, same batch order")
-    ax.axhline(PRINT_ZERO, color=PALETTE[1], ls=":", lw=1, label='f"{loss:f}" prints 0.000000 below 5e-7')
+    ax.plot(nz.step, nz.loss32, "o-", ms=2, lw=0.8, color=PALETTE[0], label=t("float32 loss (as the article logs it)"))
+    ax.plot(s.step, s.loss64, lw=1, color=PALETTE[2], label=t("float64, same batch order"))
+    ax.axhline(PRINT_ZERO, color=PALETTE[1], ls=":", lw=1, label=t('f"{loss:f}" prints 0.000000 below 5e-7'))
     ax.axhline(result.smallest_nonzero_loss, color="black", ls="--", lw=0.8,
-               label="3.5·eps²: w one float32 step from 1")
+               label=t("3.5·eps²: w one float32 step from 1"))
     ax.axvline(result.first_print_zero, color=PALETTE[1], lw=0.8)
     if result.first_exact_zero is not None:
         ax.axvline(result.first_exact_zero, color=PALETTE[0], lw=0.8, ls="--")
-        ax.annotate("float32 w = 1 exactly:\nloss 0 (off the log axis)", (result.first_exact_zero, 1e-6),
+        ax.annotate(t("float32 w = 1 exactly:\nloss 0 (off the log axis)"), (result.first_exact_zero, 1e-6),
                     xytext=(4, 0), textcoords="offset points", fontsize=7)
-    ax.annotate("log reads 0.000000", (result.first_print_zero, 1e-1), xytext=(4, 0), textcoords="offset points",
+    ax.annotate(t("log reads 0.000000"), (result.first_print_zero, 1e-1), xytext=(4, 0), textcoords="offset points",
                 fontsize=7)
-    ax.set(yscale="log", xlabel="step", ylabel="training loss (ŷ − y)²")
+    ax.set(yscale="log", xlabel=t("step"), ylabel=t("training loss (ŷ − y)²"))
     ax.legend(fontsize=7, loc="lower left")
     return fig

@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib
 from matplotlib.figure import Figure
 
+from .. import i18n
+
 # Figures are built with Figure() directly, never through pyplot: no backend or global figure
 # state is touched, so the same functions work in a script, the CLI and a Jupyter kernel.
 
@@ -25,10 +27,20 @@ STYLE = {
 }
 
 
+class _Figure(Figure):
+    """A Figure that fits its texts' fonts to their language just before it is drawn (i18n.fit_fonts):
+    labels are set after figure() returns, so this is the one moment every text is there."""
+
+    def draw(self, renderer):
+        i18n.fit_fonts(self)
+        super().draw(renderer)
+
+
 def figure(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 3.6, **kw) -> tuple[Figure, object]:
     """A new Figure and its axes in the house style (not registered with pyplot's global state)."""
+    i18n.use_fonts()  # a CJK font when the words are Chinese (set once; a report kernel sets it first)
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(nrows, ncols, **kw)
     return fig, axes
 

@@ -24,6 +24,7 @@ __all__ = [
 
 ENGINES = ("auto", "quarto", "builtin")
 FORMATS = ("html", "pdf", "all")
+LANGS = ("en", "zh", "all")
 
 
 def quarto_path() -> str | None:
@@ -33,11 +34,12 @@ def quarto_path() -> str | None:
 
 
 def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = False,
-           jobs: int | None = None) -> list[Path]:
+           jobs: int | None = None, lang: str = "all") -> list[Path]:
     """Render the Quarto book at root into root/_book; return the output files.
 
     jobs: chapters executed at once by the built-in engine, and with Quarto, at 2 or more, HTML and
-    PDF rendered at once (default: the CPUs available).
+    PDF rendered at once (default: the CPUs available). lang: one edition (its profile: en, zh) or
+    all of them (editions.py), each into its own output-dir, then copied together into the site.
     """
     root = Path(root).resolve()
     if engine not in ENGINES:
@@ -52,7 +54,7 @@ def render(root: Path, engine: str = "auto", to: str = "all", progress: bool = F
         from .execute import default_jobs
         from .quarto import render_quarto
 
-        return render_quarto(root, quarto_path(), to, progress, jobs or default_jobs())
+        return render_quarto(root, quarto_path(), to, progress, jobs or default_jobs(), lang)
     from .builtin import render_builtin  # imports nbclient/pandoc glue only when needed
 
-    return render_builtin(root, to, progress, jobs)
+    return render_builtin(root, to, progress, jobs, lang)

@@ -72,8 +72,9 @@ def pdf_fonts_yaml(fonts: tuple[Path, Path] | None) -> str:
         "format:\n  pdf:\n"
         f"    CJKmainfont: {serif.name}\n"
         f"    CJKsansfont: {sans.name}\n"
+        f"    CJKmonofont: {sans.name}\n"
         # raw LaTeX: as Markdown, the folder's underscores would reach fontspec as \_
-        f'    CJKoptions: ["`Path={folder}`{{=latex}}"]\n'
+        f'    CJKoptions: ["`Path={folder}`{{=latex}}", AutoFakeBold=2.5]\n'
     )
 
 

@@ -1,7 +1,8 @@
-"""Read a Quarto book project's `_quarto.yml`: title, chapter list, bibliography, defaults."""
+"""Read a Quarto book project's `_quarto.yml` and its active profile: title, chapters, bibliography, defaults."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,11 @@ class Book:
     formats: dict = field(default_factory=dict)  # `format: html: {...}, pdf: {...}`
     pre_render: list[str] = field(default_factory=list)  # `project: pre-render` scripts
     downloads: list[str] = field(default_factory=list)  # `book: downloads`, e.g. [pdf]
+    profile: str | None = None  # the active profile (the edition), None for a book without profiles
+    lang: str = "en"  # `lang:`, Quarto's words (Figure / 图) and the page's language
+    language: dict = field(default_factory=dict)  # `language:`, words overriding Quarto's translation
+    output_file: str | None = None  # `book: output-file`, the PDF's name without .pdf
+    config: dict = field(default_factory=dict)  # the merged configuration, for the keys read elsewhere
     site: Site | None = None  # addresses, repository links, preview and footer (site.py)
 
     def execute_for(self, fmt: str) -> dict:
@@ -54,8 +60,9 @@ class Book:
 
     @property
     def slug(self) -> str:
-        """Quarto's PDF file stem for a book: the title with runs of other characters as '-'."""
-        return re.sub(r"[^A-Za-z0-9_]+", "-", self.title).strip("-") or "book"
+        """Quarto's PDF file stem for a book (bookOutputStem): `book: output-file`, else the title with
+        the characters TeX cannot take in a file name as '-' (texSafeFilename)."""
+        return re.sub(r"[ <>()|\\:&;#?*'/]", "-", self.output_file or self.title)
 
 
 def _entries(items: list, root: Path, appendix: bool) -> list[Chapter]:
@@ -69,18 +76,66 @@ def _entries(items: list, root: Path, appendix: bool) -> list[Chapter]:
     return out
 
 
-def load_book(root: Path) -> Book:
-    """Load `root/_quarto.yml` (a `project: type: book`)."""
+def merge_config(base: dict, over: dict) -> dict:
+    """Quarto's merge of a metadata file or a profile into _quarto.yml (lodash mergeWith +
+    mergeArrayCustomizer): maps merged key by key, lists joined (base first) without repeats, any
+    other value replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, list) or isinstance(value, list):
+            if old is None or value is None:
+                out[key] = value if old is None else old
+                continue
+            joined, seen = [], set()
+            for item in (old if isinstance(old, list) else [old]) + (value if isinstance(value, list) else [value]):
+                tag = json.dumps(item, sort_keys=True, default=str)
+                if tag not in seen:
+                    seen.add(tag)
+                    joined.append(item)
+            out[key] = joined
+        elif isinstance(old, dict) and isinstance(value, dict):
+            out[key] = merge_config(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def profiles(cfg: dict) -> list[str]:
+    """`profile: default:` of a _quarto.yml, as a list (Quarto's comma-separated string, or a list)."""
+    default = (cfg.get("profile") or {}).get("default") or []
+    return [p.strip() for p in (default.split(",") if isinstance(default, str) else map(str, default)) if p.strip()]
+
+
+def read_config(root: Path, profile: str | None = None) -> tuple[dict, str | None]:
+    """_quarto.yml with the active profile's `_quarto-<profile>.yml` merged in, as Quarto merges it, and
+    that profile: the one asked for, else `profile: default:` (None when the book has neither)."""
     cfg_path = root / "_quarto.yml"
     if not cfg_path.is_file():
         raise RenderError(f"{cfg_path} not found: the report needs a Quarto book project file")
-    base = _read_yaml(cfg_path)
-    # Quarto merges the project's `metadata-files` over _quarto.yml, skipping one that is missing.
-    extra = [root / str(f) for f in _as_list(base.get("metadata-files"))]
-    cfg = _merge(base, *(_read_yaml(f) for f in extra if f.is_file()))
+    cfg = _read_yaml(cfg_path)
+    # Quarto merges the project's `metadata-files` over _quarto.yml, skipping one that is missing,
+    # and then the profiles over both (project-context.ts).
+    for extra in (root / str(f) for f in _as_list(cfg.get("metadata-files"))):
+        cfg = merge_config(cfg, _read_yaml(extra)) if extra.is_file() else cfg
+    active = [profile] if profile else profiles(cfg)
+    cfg.pop("profile", None)
+    for name in reversed(active):  # Quarto merges the profiles last to first: the first one wins
+        path = root / f"_quarto-{name}.yml"
+        if path.is_file():
+            cfg = merge_config(cfg, _read_yaml(path))
+        elif profile:
+            raise RenderError(f"no profile {name!r}: {path.name} does not exist")
+    return cfg, (active[0] if active else None)
+
+
+def load_book(root: Path, profile: str | None = None) -> Book:
+    """Load `root/_quarto.yml` (a `project: type: book`) with a profile (default: `profile: default`)."""
+    cfg, active = read_config(root, profile)
+    where = root / "_quarto.yml" if active is None else f"{root / '_quarto.yml'} with _quarto-{active}.yml"
     project, book = cfg.get("project") or {}, cfg.get("book") or {}
     if project.get("type") != "book" or not book.get("chapters"):
-        raise RenderError(f"{cfg_path}: expected `project: type: book` with `book: chapters:`")
+        raise RenderError(f"{where}: expected `project: type: book` with `book: chapters:`")
     chapters = _entries(book["chapters"], root, False) + _entries(book.get("appendices"), root, True)
     bib = cfg.get("bibliography") or []
     bibs = tuple(root / str(b) for b in (bib if isinstance(bib, list) else [bib]))
@@ -102,6 +157,11 @@ def load_book(root: Path) -> Book:
         formats={k: (v if isinstance(v, dict) else {}) for k, v in (cfg.get("format") or {}).items()},
         pre_render=_as_list(project.get("pre-render")),
         downloads=_as_list(book.get("downloads")),
+        profile=active,
+        lang=str(cfg.get("lang") or "en"),
+        language=dict(cfg.get("language") or {}),
+        output_file=str(book["output-file"]) if book.get("output-file") else None,
+        config=cfg,
         site=site,
     )
 
@@ -115,17 +175,6 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise RenderError(f"{path} must hold a YAML mapping")
     return data
-
-
-def _merge(base: dict, *overrides: dict) -> dict:
-    """Project-level `metadata-files` over _quarto.yml, as Quarto merges them: mappings key by key,
-    any other value replaced."""
-    out = dict(base)
-    for over in overrides:
-        for key, value in over.items():
-            both = isinstance(out.get(key), dict) and isinstance(value, dict)
-            out[key] = _merge(out[key], value) if both else value
-    return out
 
 
 def _as_list(value) -> list[str]:

@@ -14,11 +14,12 @@ cells and paragraphs of the chapter as it is now. Entries are named `chapter.<pa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
 
-from .. import cache
+from .. import cache, i18n
 from .execute import PREAMBLE, ChapterRun, Job, _plan
 
 
@@ -34,7 +35,10 @@ def key(job: Job, project_execute: dict, root: Path, inputs: dict) -> dict | Non
     code = [PREAMBLE] + [f"{what}: {text}" for _, what, text in plan]
     cwd, base = job.cwd.resolve(), root.resolve()
     where = cwd.relative_to(base).as_posix() if cwd.is_relative_to(base) else str(cwd)
-    return cache.key_for(_name(job), {"code": code, "execute": project_execute, "cwd": where, "inputs": inputs})
+    # the language its figures and tables are drawn in (i18n.py), from the kernel's environment
+    language = i18n.language({**os.environ, **job.env})
+    return cache.key_for(_name(job), {"code": code, "execute": project_execute, "cwd": where, "inputs": inputs,
+                                      "language": language})
 
 
 def load(job: Job, chapter_key: dict | None, project_execute: dict) -> ChapterRun | None:

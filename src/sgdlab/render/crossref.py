@@ -11,9 +11,7 @@ from pathlib import Path
 from .book import Book, Chapter, RenderError, load_book
 from .qmd import Doc, ParseError, read, refs_in
 from .subset import CROSSREF_KINDS, THEOREMS, crossref_kind
-
-NAMES = {"fig": "Figure", "tbl": "Table", "eq": "Equation", "thm": "Theorem", "lem": "Lemma",
-         "cor": "Corollary", "def": "Definition", "sec": "Section"}
+from .words import KIND_KEYS, words
 
 
 @dataclass(frozen=True)
@@ -27,12 +25,13 @@ class Target:
     title: str = ""  # headings: their text
     chapter: str = ""  # sec: "chapter" / "appendix" for a level-1 heading, "" for a section
 
-    def text(self) -> str:
-        """The reference text Quarto prints: 'Figure 1.2', 'Chapter 3', 'Appendix A'."""
+    def text(self, names: dict[str, str] | None = None, space: str = " ") -> str:
+        """The reference text Quarto prints: 'Figure 1.2', 'Chapter 3', 'Appendix A' (names: words.words(lang);
+        with `lang: zh` '图 1.2', '章节 3', '附录 A'); space: what separates name and number."""
         if self.kind == "sec" and self.number is None:
             return self.title
-        name = {"chapter": "Chapter", "appendix": "Appendix"}.get(self.chapter, NAMES[self.kind])
-        return f"{name} {self.number if self.number is not None else '?'}"
+        name = (names or words())[KIND_KEYS[self.chapter or self.kind]]
+        return f"{name}{space}{self.number if self.number is not None else '?'}"
 
 
 @dataclass

@@ -93,11 +93,13 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True)
 class Job:
-    """One chapter to execute: its parsed document, its name for messages, the kernel's directory."""
+    """One chapter to execute: its parsed document, its name for messages, the kernel's directory, and
+    what the kernel's environment adds to ours (Quarto's QUARTO_DOCUMENT_* variables)."""
 
     doc: Doc
     name: str
     cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
 
 
 async def _execute(job: Job, project_execute: dict, executing: Callable[[NotebookClient | None], None]) -> ChapterRun:
@@ -121,7 +123,7 @@ async def _execute(job: Job, project_execute: dict, executing: Callable[[Noteboo
     client.km = client.create_kernel_manager()
     private = secure(client.km)  # a Unix socket in a directory of our own, not plain TCP (kernelspec.py)
     try:
-        await client.async_start_new_kernel()
+        await client.async_start_new_kernel(env={**os.environ, **job.env})
         await client.async_start_new_kernel_client()
         executing(client)
         await client.async_execute_cell(nb.cells[0], 0, store_history=False)

@@ -1,14 +1,15 @@
 """Quarto's `freeze: auto`, made safe for this book: kept only while nothing it cannot see changed.
 
 Quarto re-executes a frozen chapter only when that chapter's own .qmd changes (an MD5 of the file),
-so on its own `freeze` would show stale numbers after an edit under src/sgdlab, a library upgrade
-or a change of the figure settings in _quarto.yml. Before every full render Quarto runs
-`_prerender.py`, which calls `guard`: it compares what the chapters' outputs depend on besides
-their own source — a digest of every file of the sgdlab package (the results cache's), the
-versions of Python and of the libraries that compute and draw, the Python that runs, and
-_quarto.yml with its metadata files — with what the last render stored in `_freeze/`, and deletes
-`_freeze/` when anything differs or when SGDLAB_NO_CACHE is set. A prose-only edit of one chapter
-then re-executes that chapter only (once per format); everything else is thawed.
+so on its own `freeze` would show stale numbers after an edit under src/sgdlab, a library upgrade or
+a change of the figure settings in _quarto.yml. Before every full render Quarto runs
+`_prerender.py`, which calls `guard`: it compares what the chapters' outputs depend on besides their
+own source — a digest of every file of the sgdlab package (the results cache's), the versions of
+Python and of the libraries that compute and draw, the Python that runs, and _quarto.yml with its
+profiles and metadata files (but the site's addresses) — with what the last render stored in
+`_freeze/`, and deletes `_freeze/` when anything differs or when SGDLAB_NO_CACHE is set. A
+prose-only edit of one chapter then re-executes that chapter only (once per format); everything
+else is thawed.
 
 Quarto ignores `freeze` when it renders a single file or folder: those renders always execute.
 """
@@ -23,6 +24,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from .site import SITE_FILE
 
 FREEZE_DIR = "_freeze"
 STAMP = "sgdlab-guard.json"  # beside Quarto's per-document folders; Quarto leaves unknown files alone
@@ -40,15 +43,19 @@ def inputs(root: Path) -> dict:
     config = root / "_quarto.yml"
     meta_files = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("metadata-files") or [] \
         if config.is_file() else []
+    # every profile's file, whichever edition renders: the editions share _freeze/ and must agree on it
+    profiles = sorted(p.name for p in root.glob("_quarto-*.yml"))
+    # not assets/site.yml: its addresses reach no cell's output, and each edition's render writes its own
+    meta_files = [str(f) for f in meta_files if Path(str(f)) != SITE_FILE]
     return {"package": SOURCE_DIGEST, "python": sys.version, "executable": sys.executable,
             "libraries": library_versions(LIBRARIES),
-            "config": {name: _file_digest(root / name) for name in ["_quarto.yml", *map(str, meta_files)]}}
+            "config": {name: _file_digest(root / name) for name in ["_quarto.yml", *profiles, *meta_files]}}
 
 
 def _changed(old: dict, new: dict) -> str:
     """What differs, in a few words."""
     words = {"package": "src/sgdlab changed", "python": "another Python", "executable": "another Python",
-             "libraries": "library versions changed", "config": "_quarto.yml or its metadata files changed"}
+             "libraries": "library versions changed", "config": "_quarto.yml, a profile or a metadata file changed"}
     found = sorted({words.get(k, k) for k in new if old.get(k) != new[k]})
     return ", ".join(found) or "the stored inputs differ"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .book import Chapter, RenderError
@@ -13,14 +13,17 @@ from .execute import ChapterRun, cell_options
 from .output import data_image, display_mime, html_to_markdown, markdown_for
 from .qmd import CODE_SPAN, INLINE_EXPR, REF, Doc, Event, prose_parts
 from .subset import CROSSREF_KINDS, crossref_kind
+from .words import words
 
-CALLOUT_TITLES = {"note": "Note", "tip": "Tip", "warning": "Warning", "important": "Important"}
+CALLOUT_KINDS = ("note", "tip", "warning", "important")
 CALLOUT_COLOURS = {"note": "#0758e5", "tip": "#00a047", "warning": "#ffa500", "important": "#cc1914"}
 # A bracketed group holding `@`: `[@fig-a]`, `[-@eq-b]`, `[@smith2020, p. 3]` (not a link).
 BRACKET = re.compile(r"\[([^\[\]]*@[^\[\]]*)\](?![(\[{])")
 FOOTNOTE = re.compile(r"\[\^([^\]\s]+)\]")
 NOT_PROSE = re.compile(r"^\s*(\$\$|:::|```|~~~|\||\+[-=]|#|<|: |!\[)")
-TABLE_RULE = re.compile(r"^\s*(\|?\s*:?-{3,}|\+[-=:+]{3,}|-{3,}(\s+-{3,})+)", re.M)
+# A Markdown table's rule line: a pipe table's (`|--:|` for a one-character column, as
+# notebook.markdown_table writes it: Pandoc needs one dash), a grid table's or a simple table's.
+TABLE_RULE = re.compile(r"^\s*(\|\s*:?-+:?\s*\||\|?\s*:?-{3,}|\+[-=:+]{3,}|-{3,}(\s+-{3,})+)", re.M)
 
 
 @dataclass
@@ -32,6 +35,15 @@ class Ctx:
     numbering: Numbering
     build: Path  # figures are written under build/figures, referenced relative to build
     code_fold: bool = False  # `format: html: code-fold: true`: echoed code in a <details>
+    names: dict[str, str] = field(default_factory=words)  # Quarto's words in the book's language (words.py)
+    switch: list[tuple[str, str, str]] = field(default_factory=list)  # HTML: (name, lang, href) per other edition
+    note: tuple[str, str] | None = None  # (title, text) opening this chapter: not translated yet
+
+    @property
+    def home(self) -> bool:
+        """The book's unnumbered home page, where Quarto turns off section numbers (book-render.ts), so
+        that a reference to a section prints its caption (book-crossrefs.ts, formatCrossref)."""
+        return Path(self.ch.rel).name.startswith("index.") and self.numbering.chapter_numbers.get(self.ch.rel) is None
 
 
 def ref_markdown(m: re.Match, ctx: Ctx) -> str:
@@ -43,8 +55,22 @@ def ref_markdown(m: re.Match, ctx: Ctx) -> str:
     target = ctx.numbering.labels.get(key)
     if target is None:
         raise RenderError(f"{ctx.ch.rel}: unresolved cross-reference @{key}")
-    text = target.number if m.group(1) and target.number else target.text()
+    if kind == "sec" and ctx.home:  # the heading as it reads: "1  Title", "Appendix A — Title", "Title"
+        text = heading_caption(target, ctx.names)
+    elif m.group(1) and target.number:
+        text = target.number
+    else:  # a no-break space after a float's or theorem's name, a space after a section's (as Quarto)
+        text = target.text(ctx.names, " " if kind == "sec" else "\u00a0")
     return f"[{text}](#{key})"
+
+
+def heading_caption(target, names: dict[str, str]) -> str:
+    """A heading's text with its number as Quarto shows it in the heading itself."""
+    if target.number is None:
+        return target.title
+    if target.chapter == "appendix":
+        return f"{names['crossref-apx-prefix']} {target.number} — {target.title}"
+    return f"{target.number}\u00a0 {target.title}" if target.chapter else target.title
 
 
 def rewrite(text: str, values: list[str], ctx: Ctx) -> str:
@@ -116,7 +142,8 @@ def cell_markdown(i: int, ev: Event, run: ChapterRun, doc: Doc, ctx: Ctx, execut
         return []
     lines = _fence(c.code, "{.python .cell-code}") if opts["echo"] else []
     if lines and ctx.code_fold and ctx.fmt == "html":  # as Quarto's code-fold: closed, "Code"
-        lines = ["", '<details class="code-fold">', "<summary>Code</summary>", *lines, "</details>", ""]
+        lines = ["", '<details class="code-fold">', f"<summary>{ctx.names['code-summary']}</summary>", *lines,
+                 "</details>", ""]
     if not opts["output"] or i not in run.outputs:
         return lines
     if opts["output"] == "asis":  # raw markdown, as Quarto leaves it: no wrapper
@@ -143,7 +170,8 @@ def _outputs(i: int, ev: Event, run: ChapterRun, opts: dict, ctx: Ctx) -> list[s
         what = "figure" if want == "image" else "table (a DataFrame or Markdown)"
         raise RenderError(f"{ctx.ch.rel}: cell '{c.label or c.line}' (line {c.line}) has a caption"
                           f" or label but produced no {what}")
-    prefix = f"{'Figure' if want == 'image' else 'Table'} {number}: " if number else ""
+    name = ctx.names["crossref-fig-title" if want == "image" else "crossref-tbl-title"]
+    prefix = f"{name}\u00a0{number}: " if number else ""
     for k, (t, payload) in enumerate(chunks):
         if t == "image":
             fig = ctx.build / "figures" / f"{Path(ctx.ch.rel).stem}-{c.label or c.line}-{k}.png"
@@ -176,9 +204,25 @@ def _heading(i: int, ev: Event, text: str, ctx: Ctx, first: bool) -> list[str]:
     if number is None:
         return ["", f"{'#' * ev.level} {text}{attrs}", ""]
     if first and ctx.ch.appendix:
-        return ["", f"# [Appendix {number}]{{.appendix-number}} — {text}{attrs}", ""]
+        return ["", f"# [{ctx.names['crossref-apx-prefix']} {number}]{{.appendix-number}} — {text}{attrs}", ""]
     cls = "chapter-number" if first else "header-section-number"
     return ["", f"{'#' * ev.level} [{number}]{{.{cls}}} {text}{attrs}", ""]
+
+
+def _chapter_opening(ev: Event, ctx: Ctx) -> tuple[list[str], list[str]]:
+    """Before a chapter's title, in HTML: its twin in each other edition (the language switch); after
+    it: the note of a chapter not translated yet."""
+    before = []
+    if ctx.switch and ctx.fmt == "html":
+        anchor = f"#{ev.ident}" if ev.ident else ""
+        links = " · ".join(f'[{name}]({href}{anchor}){{hreflang="{lang}" lang="{lang}"}}'
+                           for name, lang, href in ctx.switch)
+        before = ["", "::: {.sgdlab-editions}", links, ":::", ""]
+    after = []
+    if ctx.note:
+        title, text = ctx.note
+        after = [*_callout_open("note", title, ctx.fmt), text, *_callout_close(ctx.fmt)]
+    return before, after
 
 
 def _math(i: int, ev: Event, ctx: Ctx) -> list[str]:
@@ -203,6 +247,10 @@ def _callout_open(kind: str, title: str, fmt: str) -> list[str]:
                 f' stroke: (left: 3pt + rgb("{colour}")))[', "```", "", f"**{title}**", ""]
     return ["", f"::: {{.callout .callout-{kind}}}", "::: {.callout-title}", title, ":::",
             "::: {.callout-body}", ""]
+
+
+def _callout_close(fmt: str) -> list[str]:
+    return ["", "```{=typst}", "]", "```", ""] if fmt == "typst" else ["", ":::", ":::", ""]
 
 
 def chapter_markdown(doc: Doc, run: ChapterRun, ctx: Ctx, execute: dict) -> str:
@@ -237,7 +285,8 @@ def chapter_markdown(doc: Doc, run: ChapterRun, ctx: Ctx, execute: dict) -> str:
         if ev.kind == "heading":
             first = ev.level == 1 and first_heading
             first_heading = first_heading and not first
-            out += _heading(i, ev, rewrite(ev.text, vals, ctx), ctx, first)
+            before, after = _chapter_opening(ev, ctx) if first else ([], [])
+            out += [*before, *_heading(i, ev, rewrite(ev.text, vals, ctx), ctx, first), *after]
         elif ev.kind == "math":
             out += _math(i, ev, ctx)
         elif ev.kind == "code":
@@ -250,16 +299,17 @@ def chapter_markdown(doc: Doc, run: ChapterRun, ctx: Ctx, execute: dict) -> str:
             callout = next((c[8:] for c in ev.classes if c.startswith("callout-")), None)
             if ev.ident and kind in ("thm", "lem", "cor", "def"):
                 target = ctx.numbering.labels[ev.ident]
-                name = target.text() + (f" ({title})" if title else "")
+                name = target.text(ctx.names) + (f" ({title})" if title else "")
                 out += ["", f"::: {{#{ev.ident} .theorem .{kind}}}"]
                 pending = f"[**{name}**]{{.theorem-title}}"
                 stack.append("theorem")
             elif "proof" in ev.classes:
                 out += ["", "::: {.proof}"]
-                pending = f"[*Proof{f' ({title})' if title else ''}.*]{{.proof-title}}"
+                # as Quarto: the word in italics, the period after it ("*Proof*.", "*证*.")
+                pending = f"[*{ctx.names['environment-proof-title']}*{f' ({title})' if title else ''}.]{{.proof-title}}"
                 stack.append("proof")
-            elif callout in CALLOUT_TITLES:
-                out += _callout_open(callout, title or CALLOUT_TITLES[callout], ctx.fmt)
+            elif callout in CALLOUT_KINDS:
+                out += _callout_open(callout, title or ctx.names[f"callout-{callout}-title"], ctx.fmt)
                 stack.append("callout")
             else:
                 out += ["", f"::: {ev.raw_attr}"]
@@ -275,10 +325,8 @@ def chapter_markdown(doc: Doc, run: ChapterRun, ctx: Ctx, execute: dict) -> str:
                     out[j] += " " + qed
                 else:
                     out += ["", qed]
-            if kind == "callout" and ctx.fmt == "typst":
-                out += ["", "```{=typst}", "]", "```", ""]
-            elif kind == "callout":
-                out += ["", ":::", ":::", ""]
+            if kind == "callout":
+                out += _callout_close(ctx.fmt)
             else:
                 out += ["", ":::", ""]
     return "\n".join(out) + "\n"

@@ -16,6 +16,7 @@ import yaml
 
 from ..notebook import NUMBER
 from .book import Book, RenderError
+from .words import html_lang, words
 
 HERE = Path(__file__).parent
 # Warnings that mean a reader would see something broken; other pandoc warnings are cosmetic.
@@ -66,7 +67,8 @@ def html_to_markdown(html: str) -> str:
 def _common(book: Book, build: Path, fmt: str) -> list[str]:
     """Arguments shared by both outputs: metadata, bibliography, table of contents (a metadata
     file per format: the two conversions run at once)."""
-    meta = {"title": book.title, "lang": "en", "link-citations": True, **book.meta}
+    meta = {"title": book.title, "lang": html_lang(book.lang), "link-citations": True,
+            "toc-title": words(book.lang, book.language)["toc-title-document"], **book.meta}
     if fmt == "html" and book.site and book.site.description:
         meta["description"] = book.site.description  # Pandoc's <meta name="description">, as Quarto's
     (build / f"metadata-{fmt}.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
@@ -82,19 +84,25 @@ def _common(book: Book, build: Path, fmt: str) -> list[str]:
     return args
 
 
-def write_html(markdown: str, book: Book, build: Path) -> Path:
-    """One self-contained page: MathML, embedded images and CSS, no network at view time."""
+def write_html(markdown: str, book: Book, build: Path, switch: str = "") -> Path:
+    """One self-contained page: MathML, embedded images and CSS, no network at view time.
+
+    switch: the language switch's HTML (editions.py), at the top of the page.
+    """
     out = build / "index.html"
     args = [f"--css={css}" for css in [HERE / "style.css", *book.css()] if css.is_file()]
     # The tools of Quarto's sidebar: the repository (`repo-url`) and `book: downloads: [pdf]`.
+    said = words(book.lang, book.language)
     repo = book.site.repo_url if book.site else ""
-    tools = [f'<a class="source" href="{escape(repo)}" title="Source Code">Source Code</a>'] if repo else []
+    source = said["code-tools-source-code"]
+    tools = [f'<a class="source" href="{escape(repo)}" title="{source}">{source}</a>'] if repo else []
     if "pdf" in book.downloads:
-        tools.append(f'<a href="{book.slug}.pdf" title="Download PDF">Download PDF</a>')
-    if tools:
-        nav = build / "downloads.html"
-        nav.write_text(f'<nav id="downloads">{" ".join(tools)}</nav>\n', encoding="utf-8")
-        args.append(f"--include-before-body={nav.name}")
+        label = f"{said['tools-download']} PDF"
+        tools.append(f'<a href="{book.slug}.pdf" title="{label}">{label}</a>')
+    nav = f'<nav id="downloads">{" ".join(tools)}</nav>\n' if tools else ""
+    if nav or switch:
+        (build / "before-body.html").write_text(switch + nav, encoding="utf-8")
+        args.append("--include-before-body=before-body.html")
     footer = book.site.footer_markdown() if book.site else ""
     if footer:  # after the footnotes, which Pandoc puts at the end of the body
         body = pandoc(["-f", "markdown", "-t", "html5", "--wrap=none"], footer, build)

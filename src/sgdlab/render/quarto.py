@@ -22,7 +22,7 @@ from pathlib import Path
 from .assets import cjk_fonts, kpsewhich, tinytex_dir
 from .book import RenderError, load_book
 from .freeze import FREEZE_DIR
-from .site import SITE_FILE
+from .site import SITE_FILE, write_override
 
 # What Quarto's LaTeX for this book needs (its template with KOMA's scrreprt and xelatex,
 # callouts, fonts), with the Debian package that has it. TinyTeX installs them on demand.
@@ -36,7 +36,7 @@ LATEX_FILES = {
 }
 CJK_FILES = {"xeCJK.sty": "texlive-lang-cjk"}  # only when the CJK font is there to use
 # Left out of the copy Quarto renders: big, private, or output.
-NOT_COPIED = (".git", ".venv", "_book", ".quarto", ".cache", "__pycache__", ".pytest_cache", ".hypothesis",
+NOT_COPIED = (".git", ".venv", "_book", "_book-*", ".quarto", ".cache", "__pycache__", ".pytest_cache", ".hypothesis",
               ".ruff_cache", "*.egg-info")
 
 
@@ -56,13 +56,12 @@ def latex_problem() -> str | None:
             f" {' '.join(sorted(set(missing.values())))}`, or run {how_tinytex}; or use --to html")
 
 
-def _copy_project(root: Path, dest: Path, keep_book: bool) -> None:
-    """The sources Quarto reads, and for a one-format render the current _book/ (whose other
+def _copy_project(root: Path, dest: Path, keep_book: Path | None) -> None:
+    """The sources Quarto reads, and for a one-format render the edition's current book (whose other
     format Quarto keeps: it updates the output in place)."""
     shutil.copytree(root, dest, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
-    book = load_book(root).output_dir
-    if keep_book and book.is_dir():
-        shutil.copytree(book, dest / book.relative_to(root))
+    if keep_book is not None and keep_book.is_dir():
+        shutil.copytree(keep_book, dest / keep_book.relative_to(root))
 
 
 def _swap_in(new: Path, old: Path) -> None:
@@ -78,8 +77,9 @@ def _swap_in(new: Path, old: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _start(quarto: str, to: str | None, copy: Path, env: dict) -> subprocess.Popen:
-    cmd = [quarto, "render"] + ([] if to is None else ["--to", to])
+def _start(quarto: str, to: str | None, copy: Path, env: dict, profile: str | None = None) -> subprocess.Popen:
+    cmd = [quarto, "render", *([] if to is None else ["--to", to])]
+    cmd += [] if profile is None else ["--profile", profile]
     # A process group of its own, so that stopping it stops what it started (Pandoc, LaTeX, its Python).
     return subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", start_new_session=hasattr(os, "killpg"))
@@ -127,34 +127,57 @@ def _run_all(procs: dict[str, subprocess.Popen], progress: bool) -> dict[str, tu
     return {name: (proc.returncode, list(tails[name])) for name, proc in procs.items()}
 
 
-def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 1) -> list[Path]:
+def render_quarto(root: Path, quarto: str, to: str, progress: bool, jobs: int = 1, lang: str = "all") -> list[Path]:
     """Check, run `quarto render` on a copy with this Python's kernel, publish; return the outputs.
 
     With `--to all` and jobs ≥ 2, HTML and PDF render at once, each by its own `quarto render --to`
     in its own copy: Quarto executes every chapter once per format anyway, and one render keeps a
     single core busy. The two share the results cache (an entry computed by one is read by the
     other); the pages and the PDF are those of one `quarto render` (compared byte for byte).
+
+    The editions (`--profile`, editions.py) render one after the other, the first first: each starts
+    from the frozen chapters the one before left, so a chapter both list (not translated yet) is
+    executed once, and their results and figures come from the cache. Then the site is assembled.
     """
+    from . import editions
+
     if to in ("pdf", "all"):
         problem = latex_problem()
         if problem:
             raise RenderError(problem)
+    profiles = editions.selected(root, lang)
+    problems = editions.check(root)
+    if problems:
+        raise RenderError("the editions do not have the same chapters:\n  " + "\n  ".join(problems))
+    found = []
+    for profile in profiles:
+        found += _render_edition(root, quarto, to, progress, jobs, profile)
+    if profiles[0] is not None and (root / SITE_FILE).is_file():  # the site's own addresses, for `quarto publish`
+        write_override(root, profile=profiles[0])
+    for line in editions.assemble(root) if any(profiles) else []:
+        print(line, file=sys.stderr)
+    return found
+
+
+def _render_edition(root: Path, quarto: str, to: str, progress: bool, jobs: int, profile: str | None) -> list[Path]:
+    """One edition (a profile, or the book without one): rendered on copies, published into its output-dir."""
     env = {**os.environ, "QUARTO_PYTHON": sys.executable,
            "SGDLAB_CACHE_DIR": os.environ.get("SGDLAB_CACHE_DIR", str(root / ".cache" / "sgdlab"))}
     formats = ["html", "pdf"] if to == "all" and jobs >= 2 else [None if to == "all" else to]
-    book = load_book(root).output_dir
+    book = load_book(root, profile).output_dir
     with tempfile.TemporaryDirectory(prefix="sgdlab-quarto-") as tmp:
         copies = {fmt or to: Path(tmp) / (fmt or to) / root.name for fmt in formats}
         for copy in copies.values():
-            _copy_project(root, copy, keep_book=to != "all")
-        outcome = _run_all({name: _start(quarto, fmt, copies[name], env)
+            _copy_project(root, copy, keep_book=book if to != "all" else None)
+        outcome = _run_all({name: _start(quarto, fmt, copies[name], env, profile)
                             for name, fmt in zip(copies, formats, strict=True)}, progress)
         failed = [name for name, (code, _) in outcome.items() if code != 0]
         if failed:  # name the render that failed, not the one it stopped
             name = next((n for n in failed if outcome[n][0] != -signal.SIGTERM), failed[0])
             code, tail = outcome[name]
             which = f" --to {name}" if len(outcome) > 1 else ""
-            raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/_book is unchanged:\n"
+            which += f" --profile {profile}" if profile else ""
+            raise RenderError(f"quarto render{which} failed (exit {code}); {root.name}/{book.name} is unchanged:\n"
                               + "\n".join(tail))
         out = book.relative_to(root)
         if not all((copy / out).is_dir() for copy in copies.values()):

@@ -5,6 +5,12 @@ for another repository (a fork's publish workflow) sets SGDLAB_SITE_URL and SGDL
 `_prerender.py` writes them to assets/site.yml, a `metadata-files` entry that Quarto merges over
 `_quarto.yml` after the pre-render step (and `book.load_book` does the same). The built-in engine
 shows the same links, tags and footer as Quarto's pages (`Site`, read from `book:`).
+
+An edition in a folder of the site (the Chinese one, `zh/`: editions.py) has its pages at
+`<site-url>/zh/`, so its render's site.yml names that address, the environment's site or
+_quarto.yml's with the folder added. It cannot be a profile's `site-url`: Quarto merges a profile
+over the metadata files, and a fork's address would lose. Quarto gives the pre-render step the
+active profile in QUARTO_PROFILE.
 """
 
 from __future__ import annotations
@@ -18,19 +24,23 @@ from pathlib import Path
 
 import yaml
 
+from .words import words
+
 SITE_FILE = Path("assets/site.yml")
 ENV = {"SGDLAB_SITE_URL": "site-url", "SGDLAB_REPO_URL": "repo-url"}
 URL = re.compile(r"https?://[^\s/]+(/\S*)?")
-# Quarto's words (src/resources/language/_language.yml) and its link targets (website-navigation.ts).
-ACTIONS = {"edit": "Edit this page", "source": "View source", "issue": "Report an issue"}
+# Quarto's words for the actions (render/words.py, `repo-action-links-<action>`), link targets as in
+# website-navigation.ts.
+ACTIONS = ("edit", "source", "issue")
 
 
 class SiteError(ValueError):
     """A setting a user gave that cannot make a link; the message names it."""
 
 
-def override_yaml(environ: Mapping[str, str]) -> str:
-    """assets/site.yml: `book: site-url/repo-url` from the environment, or nothing to override."""
+def override_yaml(environ: Mapping[str, str], folder: str = "", site_url: str = "") -> str:
+    """assets/site.yml: `book: site-url/repo-url` from the environment, or nothing to override; for an
+    edition in a folder of the site, its site-url below the site (the environment's, else site_url)."""
     head = "# Written by _prerender.py (sgdlab.render.site) from SGDLAB_SITE_URL / SGDLAB_REPO_URL; do not edit.\n"
     book = {}
     for var, key in ENV.items():
@@ -40,13 +50,28 @@ def override_yaml(environ: Mapping[str, str]) -> str:
         if not URL.fullmatch(value):
             raise SiteError(f"{var} must be an http(s) URL, got {value!r}")
         book[key] = value.rstrip("/")  # Quarto joins site-url and "/path" as they are
+    site = book.get("site-url") or site_url.rstrip("/")
+    if folder.strip("/") and site:
+        book["site-url"] = f"{site}/{folder.strip('/')}"
     return head + (yaml.safe_dump({"book": book}, sort_keys=True) if book else "{}\n")
 
 
-def write_override(root: Path, environ: Mapping[str, str] = os.environ) -> None:
-    """Write root/assets/site.yml (only when its text changes: the freeze guard digests it)."""
+def write_override(root: Path, environ: Mapping[str, str] = os.environ, profile: str | None = None) -> None:
+    """Write root/assets/site.yml for an edition (default: QUARTO_PROFILE's first), only when its text
+    changes (Quarto then has nothing new to re-read)."""
+    from .book import _read_yaml  # book.py reads its Site from here
+    from .editions import editions
+
+    text = override_yaml(environ)  # the environment's addresses checked before the project is read
+    profile = profile or (environ.get("QUARTO_PROFILE") or "").split(",")[0].strip()
+    folder = next((e.folder for e in editions(root) if e.profile == profile), "") \
+        if profile and (root / "_quarto.yml").is_file() else ""
+    if folder:
+        # _quarto.yml's own address: the merged config holds the last override, a zh render's
+        # …/zh, and would grow by a /zh at each zh render
+        base = (_read_yaml(root / "_quarto.yml").get("book") or {}).get("site-url") or ""
+        text = override_yaml(environ, folder, str(base))
     out = root / SITE_FILE
-    text = override_yaml(environ)
     if not out.is_file() or out.read_text(encoding="utf-8") != text:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
@@ -105,16 +130,19 @@ class Site:
                          if footer.get(r)),
         )
 
-    def action_links(self, source: str) -> list[tuple[str, str]]:
-        """(text, URL) of the repository actions for one source file, as Quarto writes them."""
+    def action_links(self, source: str, names: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """(text, URL) of the repository actions for one source file, as Quarto writes them, in the
+        words of names (render/words.py; default English)."""
+        said = names or words()
         if not self.repo_url:
-            return [(ACTIONS["issue"], self.issue_url)] if "issue" in self.actions and self.issue_url else []
+            return [(said["repo-action-links-issue"], self.issue_url)] \
+                if "issue" in self.actions and self.issue_url else []
         base = self.repo_url.rstrip("/") + "/"
         path = (self.repo_subdir.strip("/") + "/" if self.repo_subdir.strip("/") else "") + source
         urls = {"edit": f"{base}edit/{self.repo_branch}/{path}",
                 "source": f"{base}blob/{self.repo_branch}/{path}",
                 "issue": self.issue_url or f"{base}issues/new"}
-        return [(ACTIONS[a], urls[a]) for a in self.actions]
+        return [(said[f"repo-action-links-{a}"], urls[a]) for a in self.actions]
 
     def image_url(self) -> str:
         """The preview image's address: an absolute URL as it is, else site-url + its project path."""
@@ -139,9 +167,9 @@ class Site:
         return "".join(f'<meta {attr[k.startswith("og:")]}="{k}" content="{html.escape(v)}">\n'
                        for k, v in tags if v)
 
-    def actions_markdown(self, source: str) -> str:
+    def actions_markdown(self, source: str, names: Mapping[str, str] | None = None) -> str:
         """A chapter's repository links on the built-in page, in Quarto's markup (div.toc-actions)."""
-        links = self.action_links(source)
+        links = self.action_links(source, names)
         items = "\n".join(f"- [{text}]({url}){{.toc-action}}" for text, url in links)
         return f"\n::: {{.toc-actions}}\n{items}\n:::\n" if links else ""
 

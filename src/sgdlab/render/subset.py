@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .qmd import CODE_SPAN, Doc, ParseError, inline_exprs, prose_parts, read, refs_in
 
-FRONT_MATTER = {"title", "subtitle", "author", "date", "abstract", "execute"}
+# output-file: a translation's page name, the original's (render/editions.py)
+FRONT_MATTER = {"title", "subtitle", "author", "date", "abstract", "execute", "output-file"}
 EXECUTE_KEYS = {"echo", "output", "include", "eval"}
 CELL_OPTIONS = {"label", "fig-cap", "fig-alt", "tbl-cap", "echo", "output", "include", "eval"}
 CROSSREF_KINDS = ("fig", "tbl", "eq", "sec", "thm", "lem", "cor", "def")
