@@ -227,6 +227,42 @@ def test_each_chinese_page_is_chinese_and_links_to_its_english_twin(executed, tm
             assert chinese_share(part) > 0.6, (ch.rel, chinese_share(part))
 
 
+# Latin words a Chinese table keeps: names of methods and people, formats, the code's names and math functions
+TABLE_NAMES = {"SGD", "SVRG", "Polyak", "Ruppert", "Juditsky", "KS", "float", "eps", "lr", "tr", "Cov", "max", "min",
+               "rms"}
+TABLE_WORD = re.compile(r"[A-Za-z]{2,}")  # a single letter is a symbol (w, b, x, B, L_B); D2L, float32 have none
+
+
+def table_words(markdown: str) -> set[str]:
+    """The Latin words of a table cell outside math ($…$) and code (`…`)."""
+    return set(TABLE_WORD.findall(re.sub(r"\$[^$]*\$|`[^`]*`", " ", markdown)))
+
+
+def test_table_words_are_those_outside_math_and_code():
+    cells = "| 损失 | ${1.2 \\times 10^{-7}}$ 或 `f\"{loss:e}\"` | w·x + b | L_B（最大） | float32 |"
+    assert table_words(cells) == {"float"}
+    assert table_words("| loss at epoch ends | 0.1 to 0.2 |") == {"loss", "at", "epoch", "ends", "to"}
+
+
+@pytest.mark.parametrize("chapter", ["02-loss-floor", "03-steepest-descent"])
+def test_chapter_2_and_3s_tables_have_no_english_word_in_the_chinese_edition(executed, chapter):
+    """Every tbl- cell of the Chinese chapter, as executed: its Markdown table has Chinese words and no Latin
+    word outside math, code and the names kept (TABLE_NAMES); the English edition's same table has no Chinese."""
+    _, en, zh = executed
+    for runs, rel in ((zh, f"report/{chapter}.zh.qmd"), (en, f"report/{chapter}.qmd")):
+        doc = qmd.read(PROJECT / rel)
+        tables = {i: ev.cell.options["label"] for i, ev in enumerate(doc.events)
+                  if ev.kind == "cell" and str(ev.cell.options.get("label", "")).startswith("tbl-")}
+        assert len(tables) >= 10, (rel, tables)
+        for i, label in tables.items():
+            [markdown] = [o["data"]["text/markdown"] for o in runs[rel].outputs[i]
+                          if "text/markdown" in o.get("data", {})]
+            if rel.endswith(".zh.qmd"):
+                words = table_words(markdown)
+                assert CJK.search(markdown) and words <= TABLE_NAMES, (label, words - TABLE_NAMES)
+            else:
+                assert not CJK.search(markdown), label
+
 PUNCT = "\u3000-\u303f\uff00-\uffef\u201c\u201d\u2014"  # full-width punctuation, Chinese quotes and dash
 HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 BAD_SPACE = re.compile(rf"[{PUNCT}] | [{PUNCT}]|[{HAN}] [{HAN}]")

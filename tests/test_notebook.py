@@ -91,11 +91,11 @@ def test_a_formula_is_a_number_as_wide_as_it_reads_and_signs_are_minus_signs():
 
 
 def test_a_chinese_word_counts_twice_its_characters():
-    """基准问题 is set as wide as eight Latin letters and never breaks: its column holds it whole."""
+    """基准实验 is set as wide as eight Latin letters and never breaks: its column holds it whole."""
     long = "a long sentence that has to wrap inside its cell on any page " * 2
-    df = pd.DataFrame({"loss": [long, "short"]}, index=pd.Index(["基准问题", "玩具问题"], name="问题"))
+    df = pd.DataFrame({"loss": [long, "short"]}, index=pd.Index(["基准实验", "玩具模型"], name="问题"))
     widths = [len(d) for d in _rule(notebook.markdown_table(df)).strip("|").split("|")]
-    assert widths[0] / sum(widths) * notebook.TEXT_WIDTH >= 2 * len("基准问题")
+    assert widths[0] / sum(widths) * notebook.TEXT_WIDTH >= 2 * len("基准实验")
 
 
 def test_setup_shows_dataframes_as_markdown_only():

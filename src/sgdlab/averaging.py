@@ -20,6 +20,7 @@ from . import data, sampling, stats
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 from .loss_floor import exact_least_squares
 
 
@@ -155,21 +156,21 @@ class AveragingResult:
         b, K, T = self.bias, self.config.runs, self.averaged_steps
         first = self.config.epochs // 10
         rows = {
-            "reshuffled: limit of the average − w*": (  # the engine's digits: as many as its standard error carries
+            t("reshuffled: limit of the average − w*"): (  # the engine's digits: as many as its standard error carries
                 num(float(b.offset), ".4e"),
                 f"{num(self.reshuffled_offset, '.3e')} ± {num(self.reshuffled_offset_se, '.1e')}"),
-            "reshuffled: mean of the epoch ends − w*": (num(float(b.epoch_end_offset), ".4e"), "—"),
-            "reshuffled: excess loss of that limit": (f"{num(float(b.excess), '.3e')} "
-                                                      f"({100 * float(b.relative_excess):.3f} % of the floor)", "—"),
-            f"with replacement: rms of the average of T = {T:,}": (num(self.replacement_exact[-1], ".3e"),
-                                                                   num(self.replacement_rms[-1], ".3e")),
-            "with replacement: its t^(−1/2) asymptote, this η": (num(self.asymptotic[0], ".3e"), "—"),
-            "with replacement: the same as η → 0 (Polyak–Juditsky)": (num(self.asymptotic[1], ".3e"), "—"),
-            f"with replacement: log–log slope, epochs {first}–{self.config.epochs}":
+            t("reshuffled: mean of the epoch ends − w*"): (num(float(b.epoch_end_offset), ".4e"), "—"),
+            t("reshuffled: excess loss of that limit"): (t("{} ({:.3f} % of the floor)").format(
+                num(float(b.excess), '.3e'), 100 * float(b.relative_excess)), "—"),
+            t("with replacement: rms of the average of T = {}").format(f"{T:,}"): (
+                num(self.replacement_exact[-1], ".3e"), num(self.replacement_rms[-1], ".3e")),
+            t("with replacement: its t^(−1/2) asymptote, this η"): (num(self.asymptotic[0], ".3e"), "—"),
+            t("with replacement: the same as η → 0 (Polyak–Juditsky)"): (num(self.asymptotic[1], ".3e"), "—"),
+            t("with replacement: log–log slope, epochs {}–{}").format(first, self.config.epochs):
                 (num(self.slope(self.replacement_exact), ".3f"), num(self.slope(self.replacement_rms), ".3f")),
         }
-        return pd.DataFrame(rows.values(), columns=["exact", f"engine ({K} runs)"],
-                            index=pd.Index(rows.keys(), name="quantity"))
+        return pd.DataFrame(rows.values(), columns=[t("exact"), t("engine ({} runs)").format(K)],
+                            index=pd.Index(rows.keys(), name=t("quantity")))
 
     def summary(self) -> dict:
         b = self.bias

@@ -20,6 +20,7 @@ from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
 from .cycle import bias_roots, order_streams
+from .i18n import t
 
 BIAS = experiments.TOY_RUNS["toy-bias"]
 CENTRE = Fraction(sum(Fraction(str(v)) for v in data.TOY_X), len(data.TOY_X))  # x̄ = 3/2
@@ -100,12 +101,13 @@ class BiasResult:
         """Per hypothesis: b, the epoch-end range of w and loss, and the share at least as far out as the article."""
         rows = {}
         for h, g in self.epochs.groupby("hypothesis", sort=False):
-            b = f"{self.trained_b:.4f} (implied)" if h.startswith("A") else f"{self.frozen_b:.4f}"
+            b = t("{} (implied)").format(f"{self.trained_b:.4f}") if h.startswith("A") else f"{self.frozen_b:.4f}"
             lo, hi = self.w_range(h)
-            rows[h] = [b, f"{lo:.4f} to {hi:.4f}", f"{g.loss.min():.6f} to {g.loss.max():.6f}",
+            rows[t(h)] = [b, t("{} to {}").format(f"{lo:.4f}", f"{hi:.4f}"),
+                          t("{} to {}").format(f"{g.loss.min():.6f}", f"{g.loss.max():.6f}"),
                        f"{100 * self.tail_fraction(h):.2f} %"]
-        index = pd.Index(["b", "w at epoch ends", "loss at epoch ends", "epoch ends with w ≥ the article's"],
-                         name="quantity")
+        index = pd.Index(["b", t("w at epoch ends"), t("loss at epoch ends"), t("epoch ends with w ≥ the article's")],
+                         name=t("quantity"))
         return pd.DataFrame(rows, index=index)
 
 

@@ -18,6 +18,7 @@ from ._lazy import torch
 from .article_log import checked
 from .cache import cached
 from .fmt import num
+from .i18n import t
 
 # --------------------------------------------------------------------------- noise sets the floor
 
@@ -92,13 +93,13 @@ class NoiseFloorResult:
         column of SGD's excess over the minimum per σ, as text (the claims registry's, over many seeds)."""
         f = self.frame
         table = pd.DataFrame({
-            "predicted": f.predicted.map(lambda v: num(v, ".3e")).to_numpy(),
-            "measured": f["mean"].map(lambda v: num(v, ".3e")).to_numpy(),
-            "ratio": f.ratio.map("{:.4f}".format).to_numpy(),
-            "95 % CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(f.ratio_lo, f.ratio_hi, strict=True)],
-            "KS p": self.ks().ks_p.map("{:.2f}".format).to_numpy(),
+            t("predicted"): f.predicted.map(lambda v: num(v, ".3e")).to_numpy(),
+            t("measured"): f["mean"].map(lambda v: num(v, ".3e")).to_numpy(),
+            t("ratio"): f.ratio.map("{:.4f}".format).to_numpy(),
+            t("95 % CI"): [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(f.ratio_lo, f.ratio_hi, strict=True)],
+            t("KS p"): self.ks().ks_p.map("{:.2f}".format).to_numpy(),
         }, index=pd.Index([f"{s:.3g}" for s in f.sigma], name="σ"))
-        return table if sgd is None else table.assign(**{"SGD − min (%)": sgd.reindex(table.index).to_numpy()})
+        return table if sgd is None else table.assign(**{t("SGD − min (%)"): sgd.reindex(table.index).to_numpy()})
 
 
 def _scaled_floors(config: NoiseFloorConfig, runs: pd.DataFrame, sigma: float) -> torch.Tensor:

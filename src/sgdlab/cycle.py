@@ -17,6 +17,7 @@ from . import data, experiments, theory
 from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
+from .i18n import t
 from .loss_floor import exact_least_squares
 
 
@@ -98,14 +99,16 @@ class CycleResult:
         for run, title in (("toy-noisy", "w·x"), ("toy-bias", "w·x + b")):
             f, art, imp = self.epochs[self.epochs.run == run], ARTICLE_FINAL[run], self.implied[run]
             bias = run == "toy-bias"
-            cols[title] = [f"{art['w']:.4f}", f"{f.w.min():.4f} to {f.w.max():.4f}", f"{art['loss']:.6f}",
-                           f"{f.loss.min():.6f} to {f.loss.max():.6f}", "–" if bias else f"{imp:.6f}",
-                           f"{imp:.4f}" if bias else "–", f"{f.b.min():.4f} to {f.b.max():.4f}" if bias else "–",
-                           "yes" if self.inside(run) else "no", f"{100 * self.tail_fraction(run):.2f} %"]
+            cols[title] = [f"{art['w']:.4f}", t("{} to {}").format(f"{f.w.min():.4f}", f"{f.w.max():.4f}"),
+                           f"{art['loss']:.6f}", t("{} to {}").format(f"{f.loss.min():.6f}", f"{f.loss.max():.6f}"),
+                           "–" if bias else f"{imp:.6f}",
+                           f"{imp:.4f}" if bias else "–",
+                           t("{} to {}").format(f"{f.b.min():.4f}", f"{f.b.max():.4f}") if bias else "–",
+                           t("yes") if self.inside(run) else t("no"), f"{100 * self.tail_fraction(run):.2f} %"]
         rows = ["w, the article (quoted)", "w at epoch ends", "loss, the article (quoted)", "loss at epoch ends",
                 "loss implied by the article's w", "b implied by its w and loss", "b at epoch ends",
                 "the article inside the ranges", "epoch ends at least as far out"]
-        return pd.DataFrame(cols, index=pd.Index(rows, name="quantity"))
+        return pd.DataFrame(cols, index=pd.Index([t(r) for r in rows], name=t("quantity")))
 
 
 def bias_roots(fit: theory.LeastSquares, w: float, loss: float) -> tuple[float, float]:

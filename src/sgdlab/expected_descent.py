@@ -22,6 +22,7 @@ import pandas as pd
 from . import data, engine, taylor
 from ._lazy import torch
 from .cache import cached
+from .i18n import t
 from .steepest import ARTICLE_BATCH, ARTICLE_LR, TOY
 from .taylor import Quadratic, curvature_bounds
 
@@ -143,10 +144,12 @@ class SamplingResult:
             return [f"{m:+.4f} ± {e:.4f}" for m, e in zip(mean, se, strict=True)]
 
         return pd.DataFrame({"n, B": [f"{n}, {b}" for n, b in zip(c.n, c.batch_size, strict=True)],
-                             "within epoch": pm(c.within, c.within_se),
-                             "predicted": c.predicted.map(lambda v: f"{v:+.4f}").to_numpy(),
-                             "across epochs": pm(c.across, c.across_se)},
-                            index=pd.Index(c.problem + ", " + c.sampling, name="problem, sampling"))
+                             t("within epoch"): pm(c.within, c.within_se),
+                             t("predicted"): c.predicted.map(lambda v: f"{v:+.4f}").to_numpy(),
+                             t("across epochs"): pm(c.across, c.across_se)},
+                            index=pd.Index([t("{}, {}").format(t(p), t(s))
+                                            for p, s in zip(c.problem, c.sampling, strict=True)],
+                                           name=t("problem, sampling")))
 
     def fails(self, sampling: str, position: int) -> float:
         t = self.toy_lemma

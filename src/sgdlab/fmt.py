@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
+
+from .i18n import t
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 MISSING = "—"
@@ -53,6 +56,11 @@ def num(x: float | None, spec: str = ".4g") -> Markdown:
     if math.isclose(abs(x), 10.0**n, rel_tol=1e-9):  # an exact power: its trailing zeros say nothing
         return Markdown(f"{sign.replace('-', MINUS)}10" if n == 1 else f"${{{sign}10^{{{n}}}}}$")
     return Markdown(f"${{{sign}{mantissa} \\times 10^{{{n}}}}}$")
+
+
+def or_list(items: Iterable[str]) -> Markdown:
+    """The items joined by "or" in the document's language (i18n.t: "a or b", in Chinese "a 或 b")."""
+    return Markdown(t(" or ").join(items))
 
 
 # A hyphen-minus that is a number's sign: not after a word, a point or a bracket (x-1, 2026-12, f(x)-1).

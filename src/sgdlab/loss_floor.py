@@ -16,6 +16,7 @@ from . import data, engine, experiments, theory
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 
 # --------------------------------------------------------------------------- the floor is least squares
 
@@ -74,8 +75,8 @@ class FourRunsResult:
                          for name, row in rows.iterrows()}}
 
     def _frame(self, columns: dict) -> pd.DataFrame:
-        labels = [RUN_LABELS[r] for r in self.decomposition.run]
-        return pd.DataFrame(columns, index=pd.Index(labels, name="labels, model"))
+        labels = [t(RUN_LABELS[r]) for r in self.decomposition.run]
+        return pd.DataFrame(columns, index=pd.Index(labels, name=t("labels, model")))
 
     def optimum_table(self) -> pd.DataFrame:
         """Each run's final θ beside the least-squares θ*, its floor, and its loss against y = x, exactly."""
@@ -86,9 +87,9 @@ class FourRunsResult:
                     for w, b, m in zip(ws, bs, d.model, strict=True)]
 
         return self._frame({
-            "final θ": theta(d.w, d.b, 5), "θ*": theta(d.w_star, d.b_star, 4),
-            "floor (exact)": d.exact_floor.to_numpy(),
-            "loss vs y = x (exact)": [str(target_loss(r)) for r in d.run]})
+            t("final θ"): theta(d.w, d.b, 5), "θ*": theta(d.w_star, d.b_star, 4),
+            t("floor (exact)"): d.exact_floor.to_numpy(),
+            t("loss vs y = x (exact)"): [str(target_loss(r)) for r in d.run]})
 
     def table(self) -> pd.DataFrame:
         """Final loss = floor + gap, against the loss at the final θ in float64 and the logged float32 loss.
@@ -97,12 +98,12 @@ class FourRunsResult:
         """
         d = self.decomposition
         return self._frame({
-            "floor": d.floor.map(lambda v: num(v, ".4e")).to_numpy(),
-            "gap": d.gap.map(lambda v: num(v, ".3e")).to_numpy(),
-            "floor + gap": (d.floor + d.gap).map(lambda v: num(v, ".6e")).to_numpy(),
-            "float64 loss": d.loss64.map(lambda v: num(v, ".6e")).to_numpy(),
-            "float32 log": d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()}).T.rename_axis(
-                index="loss", columns=None)
+            t("floor"): d.floor.map(lambda v: num(v, ".4e")).to_numpy(),
+            t("gap"): d.gap.map(lambda v: num(v, ".3e")).to_numpy(),
+            t("floor + gap"): (d.floor + d.gap).map(lambda v: num(v, ".6e")).to_numpy(),
+            t("float64 loss"): d.loss64.map(lambda v: num(v, ".6e")).to_numpy(),
+            t("float32 log"): d.final_loss.map(lambda v: num(v, ".6e")).to_numpy()}).T.rename_axis(
+                index=t("loss"), columns=None)
 
 
 # Table rows: the labels (clean, or with 3.1) and the model.
@@ -180,12 +181,12 @@ class MisspecifiedResult:
             return col.map(lambda v: num(v, ".4g")).tolist()
 
         # a model error below its float64 rounding bound carries no digit: it is 0 to rounding
-        model_error = [num(v, ".4g") if v > bound else "0 (rounding)"
+        model_error = [num(v, ".4g") if v > bound else t("0 (rounding)")
                        for v, bound in zip(f.model_error, f.model_error_rounding, strict=True)]
-        return pd.DataFrame({"p": f.p.to_numpy(), "model error": model_error,
-                             "noise σ²/2·(n−p)/n": fmt4(f.noise), "expected floor": fmt4(f.expected),
-                             "floor reached": fmt4(f.floor)},
-                            index=pd.Index(f.model, name="model"))
+        return pd.DataFrame({"p": f.p.to_numpy(), t("model error"): model_error,
+                             t("noise σ²/2·(n−p)/n"): fmt4(f.noise), t("expected floor"): fmt4(f.expected),
+                             t("floor reached"): fmt4(f.floor)},
+                            index=pd.Index(f.model.map(t), name=t("model")))
 
 
 @cached
@@ -234,5 +235,6 @@ def causes() -> pd.DataFrame:
         "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many weak)", "piecewise model"),
         "(zero) printing": ("0.000000 while loss > 0", '`f"{loss:e}"`', "clean run"),
     }
-    return pd.DataFrame(list(rows.values()), columns=["symptom", "what helps", "in the article"],
-                        index=pd.Index(list(rows), name="cause"))
+    return pd.DataFrame([[t(c) for c in row] for row in rows.values()],
+                        columns=[t("symptom"), t("what helps"), t("in the article")],
+                        index=pd.Index([t(c) for c in rows], name=t("cause")))

@@ -17,6 +17,7 @@ from . import data, taylor, theory
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 from .steepest import ARTICLE_BATCH, ARTICLE_LR
 from .taylor import Quadratic, curvature_bounds, first_below, full_batch_gd
 
@@ -177,9 +178,11 @@ class NormsResult:
     def table(self) -> pd.DataFrame:
         """The steepest unit direction per loss and norm, its slope and minus the dual norm, formatted."""
         d = self.directions
-        return pd.DataFrame({"steepest unit d": d.d.map(_vector).to_numpy(), "∇fᵀd": d.slope.map(num).to_numpy(),
+        return pd.DataFrame({t("steepest unit d"): d.d.map(_vector).to_numpy(), "∇fᵀd": d.slope.map(num).to_numpy(),
                              "−‖∇f‖*": (-d.dual_norm).map(num).to_numpy()},
-                            index=pd.Index(d.problem + ", " + d.norm, name="loss, norm"))
+                            index=pd.Index([t("{}, {}").format(t(p), n)
+                                            for p, n in zip(d.problem, d.norm, strict=True)],
+                                           name=t("loss, norm")))
 
 
 @cached
@@ -259,8 +262,8 @@ class SgdNoiseResult:
         """At θ0: the exact gradient noise per batch size and the loss after one step against its bound."""
         v = self.variance[self.variance.point == "θ0"].set_index("batch_size")
         s = self.one_step.set_index("batch_size")
-        return pd.DataFrame({"tr Cov(g_B)": v.predicted.map(num), "mean f₁": s.measured.map(num),
-                             "E f₁ (exact)": s.exact.map(num), "bound": s.bound.map(num)}).rename_axis("B")
+        return pd.DataFrame({"tr Cov(g_B)": v.predicted.map(num), t("mean f₁"): s.measured.map(num),
+                             t("E f₁ (exact)"): s.exact.map(num), t("bound"): s.bound.map(num)}).rename_axis("B")
 
 
 @cached

@@ -21,6 +21,7 @@ from . import d2l, data
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 
 JUMP_AT, JUMP_HEIGHT = 3.0, 0.1  # the article's simple_non_linearity
 
@@ -97,7 +98,7 @@ class PiecewiseResult:
         j = self.jumps
         four = lambda v: f"{v + 0.0:.4f}"  # noqa: E731  (+ 0.0: no "−0.0000")
         cols = {"x": j.x.map(lambda v: f"{v:g}"), "f(w⁻)": j.left_limit.map(four),
-                "f(w)": j.value.map(four), "autograd f′": j.autograd.map(four)}
+                "f(w)": j.value.map(four), t("autograd f′"): j.autograd.map(four)}
         cols |= {f"Δf/h, h={num(h, 'g')}": j[f"quotient_{h:g}"].map(lambda v: num(v, ".3g")) for h in self.config.h}
         return pd.DataFrame({k: v.to_numpy() for k, v in cols.items()},
                             index=pd.Index(j.w.map(lambda v: f"{v:g}"), name="w"))

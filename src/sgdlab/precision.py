@@ -17,7 +17,8 @@ from . import data, experiments
 from ._lazy import torch
 from .article_log import PRINT_ZERO, article_log, decode_order, printed, train_toy
 from .cache import cached
-from .fmt import num
+from .fmt import num, or_list
+from .i18n import t
 
 # float32's limits as Python floats (the same IEEE numbers torch.finfo gives; numpy's, so that importing this
 # module does not import torch).
@@ -62,15 +63,15 @@ class PrecisionResult:
     def table(self) -> pd.DataFrame:
         """The thresholds, from the printed log down to float32's limits."""
         rows = {
-            '`f"{loss:f}"` prints 0.000000 below': num(PRINT_ZERO, ".0e"),
-            "the article's loss at its first 0.000000": " or ".join(
+            t('`f"{loss:f}"` prints 0.000000 below'): num(PRINT_ZERO, ".0e"),
+            t("the article's loss at its first 0.000000"): or_list(
                 num(v, ".3e") for v in self.article_losses_at_print_zero),
-            f"seed {self.config.seed}'s loss at its first 0.000000": num(self.loss_at_print_zero, ".3e"),
-            "float32 eps (1 + eps: next float32 above 1)": num(FLOAT32.eps, ".3e"),
-            "smallest non-zero loss next to w = 1: 3.5·eps²": num(self.smallest_nonzero_loss, ".3e"),
-            "smallest normal float32": num(FLOAT32.tiny, ".3e"),
+            t("seed {}'s loss at its first 0.000000").format(self.config.seed): num(self.loss_at_print_zero, ".3e"),
+            t("float32 eps (1 + eps: next float32 above 1)"): num(FLOAT32.eps, ".3e"),
+            t("smallest non-zero loss next to w = 1: 3.5·eps²"): num(self.smallest_nonzero_loss, ".3e"),
+            t("smallest normal float32"): num(FLOAT32.tiny, ".3e"),
         }
-        return pd.DataFrame({"value": list(rows.values())}, index=pd.Index(list(rows), name="quantity"))
+        return pd.DataFrame({t("value"): list(rows.values())}, index=pd.Index(list(rows), name=t("quantity")))
 
 
 @cached

@@ -25,6 +25,7 @@ import pandas as pd
 from . import engine, theory
 from ._lazy import torch
 from .fmt import num
+from .i18n import t
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,13 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     def slope(values) -> list:
         return ["—" if np.isnan(v) else num(v, ".2f") for v in values]
 
-    rows = {"epoch ends, engine (% of floor)": pct(frame.epoch_end),
-            "epoch ends, closed form": pct(frame.epoch_end_theory),
-            "slope from the η before, engine": slope(frame.epoch_end_slope),
-            "slope from the η before, closed form": slope(frame.epoch_end_theory_slope),
-            "all steps, engine (% of floor)": pct(frame.all_steps),
-            "all steps, closed form": pct(frame.all_steps_theory),
-            "slope from the η before, engine ": slope(frame.all_steps_slope),
-            "slope from the η before, closed form ": slope(frame.all_steps_theory_slope)}
+    rows = {t("epoch ends, engine (% of floor)"): pct(frame.epoch_end),
+            t("epoch ends, closed form"): pct(frame.epoch_end_theory),
+            t("slope from the η before, engine"): slope(frame.epoch_end_slope),
+            t("slope from the η before, closed form"): slope(frame.epoch_end_theory_slope),
+            t("all steps, engine (% of floor)"): pct(frame.all_steps),
+            t("all steps, closed form"): pct(frame.all_steps_theory),
+            t("slope from the η before, engine "): slope(frame.all_steps_slope),
+            t("slope from the η before, closed form "): slope(frame.all_steps_theory_slope)}
     return pd.DataFrame(rows.values(), columns=[f"η = {num(e)}" for e in frame.eta],
-                        index=pd.Index(rows.keys(), name="excess over the floor"))
+                        index=pd.Index(rows.keys(), name=t("excess over the floor")))

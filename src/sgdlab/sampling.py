@@ -22,6 +22,7 @@ from ._lazy import torch
 from .article_log import checked
 from .cache import cached
 from .fmt import num
+from .i18n import t
 from .loss_floor import exact_least_squares
 
 SAMPLINGS = ("reshuffled", "with replacement")
@@ -140,9 +141,11 @@ class SamplingResult:
         """At each η: offset and sd of the epoch-end w, measured and (exact), for both samplings."""
         out = {}
         for s, g in self.frame.groupby("sampling", sort=False):
-            out[f"offset, {s}"] = [f"{num(m, '+.1e')} ({num(e, '+.1e')})" if e else f"{num(m, '+.1e')} (0)"
-                                   for m, e in zip(g.offset, g.offset_exact, strict=True)]
-            out[f"sd, {s}"] = [f"{num(m, '.1e')} ({num(e, '.1e')})" for m, e in zip(g.sd, g.sd_exact, strict=True)]
+            out[t("offset, {}").format(t(s))] = [
+                f"{num(m, '+.1e')} ({num(e, '+.1e')})" if e else f"{num(m, '+.1e')} (0)"
+                for m, e in zip(g.offset, g.offset_exact, strict=True)]
+            out[t("sd, {}").format(t(s))] = [f"{num(m, '.1e')} ({num(e, '.1e')})"
+                                             for m, e in zip(g.sd, g.sd_exact, strict=True)]
         etas = self.frame.effective_lr.unique()
         return pd.DataFrame(out, index=pd.Index([f"{v:.2g}" for v in etas], name="η"))
 

@@ -19,6 +19,7 @@ from . import engine, experiments, sampling, theory
 from ._lazy import torch
 from .article_log import checked
 from .cache import cached
+from .i18n import t
 
 
 def per_example_moments(Xa: torch.Tensor, c: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,10 +167,10 @@ class SgdFloorResult:
         pct = "{:.3g} %".format
         return pd.DataFrame({
             "(η/4B)·tr Σ₁": ind.leading.map(lambda v: pct(100 * v)).to_numpy(),
-            "exact, indep.": ind.exact.map(lambda v: pct(100 * v)).to_numpy(),
-            "measured, indep.": ind.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
-            "reshuffled, epoch ends": rr.epoch_end.map(lambda v: pct(100 * v)).to_numpy(),
-            "reshuffled, all steps": rr.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
+            t("exact, indep."): ind.exact.map(lambda v: pct(100 * v)).to_numpy(),
+            t("measured, indep."): ind.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
+            t("reshuffled, epoch ends"): rr.epoch_end.map(lambda v: pct(100 * v)).to_numpy(),
+            t("reshuffled, all steps"): rr.all_steps.map(lambda v: pct(100 * v)).to_numpy(),
         }, index=pd.Index([f"{v:g}" for v in ind.lr], name="η"))
 
 

@@ -26,6 +26,7 @@ from . import article_log, data, engine, sampling, sgd_floor, taylor
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 
 # --------------------------------------------------------------------------- the toy, exactly
 
@@ -172,34 +173,37 @@ class StabilityResult:
     def edges_table(self) -> pd.DataFrame:
         """The edges side by side: the toy (B = 1) and D2L's data (B = 1 and the article's B), one row per criterion."""
         b = self.baseline.set_index("batch_size")
-        cols = {"toy w·x, B = 1": [num(v, ".4f") for v in self.toy_edges.eta]}  # the four edges, in order
+        cols = {t("toy w·x, B = 1"): [num(v, ".4f") for v in self.toy_edges.eta]}  # the four edges, in order
         for B in b.index:
-            cols[f"D2L's data, B = {B}"] = [num(b.two_over_LB[B], ".4f"), num(b.edge[B], ".4f"), "—",
+            cols[t("D2L's data, B = {}").format(B)] = [num(b.two_over_LB[B], ".4f"), num(b.edge[B], ".4f"), "—",
                                            num(b.two_over_L[B], ".4f")]
         rows = ["2/L_B: each step lowers its own batch's loss", "E‖δ‖² bounded, with replacement",
                 "convergence, reshuffled (and a.s. with replacement)", "2/L: the full batch"]
-        return pd.DataFrame(cols, index=pd.Index(rows, name="edge of"))
+        return pd.DataFrame(cols, index=pd.Index([t(r) for r in rows], name=t("edge of")))
 
     def reshuffled_table(self) -> pd.DataFrame:
         """Reshuffled runs on the clean toy: the exact epoch factor, every epoch's measured one, the float32 flags."""
         r = self.reshuffled
         lo, hi = (r[c].map(lambda v: num(v, ".6f")) for c in ("factor_min", "factor_max"))
-        same = [a if a == b else f"{a} to {b}" for a, b in zip(lo, hi, strict=True)]  # one value if equal to 6 digits
-        return pd.DataFrame({"A(η) exact": r.P.map(lambda v: num(v, ".6f")).to_numpy(),
-                             "every epoch, engine": same,
-                             "runs flagged": [f"{d} of {self.config.runs}" for d in r.diverged_runs],
-                             "largest final error": r.final_error.map(lambda v: num(v, ".1e")).to_numpy()},
+        same = [a if a == b else t("{} to {}").format(a, b)  # one value if equal to 6 digits
+                for a, b in zip(lo, hi, strict=True)]
+        return pd.DataFrame({t("A(η) exact"): r.P.map(lambda v: num(v, ".6f")).to_numpy(),
+                             t("every epoch, engine"): same,
+                             t("runs flagged"): [t("{0} of {1}").format(d, self.config.runs) for d in r.diverged_runs],
+                             t("largest final error"): r.final_error.map(lambda v: num(v, ".1e")).to_numpy()},
                             index=pd.Index(r.eta.map(num), name="η"))
 
     def replacement_table(self) -> pd.DataFrame:
         """With replacement on the clean toy, over every draw sequence: E e_t² and E log|e_t|/t, exact and engine."""
-        r, t = self.replacement, self.config.enumerated_steps
+        r, steps = self.replacement, self.config.enumerated_steps
         return pd.DataFrame({"E a²": r.factor.map(lambda v: num(v, ".4f")).to_numpy(),
-                             f"E e²/e₀² at step {t}, exact": r.exact_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
-                             "engine": r.engine_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
-                             "Lyapunov exp. exact": r.lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
-                             "engine ": r.engine_lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
-                             f"runs shrunk by step {t}": r.shrunk_share.map(lambda v: f"{100 * v:.1f} %").to_numpy()},
+                             t("E e²/e₀² at step {}, exact").format(steps):
+                                 r.exact_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
+                             t("engine"): r.engine_ratio.map(lambda v: num(v, ".4g")).to_numpy(),
+                             t("Lyapunov exp. exact"): r.lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
+                             t("engine "): r.engine_lyapunov.map(lambda v: num(v, ".4f")).to_numpy(),
+                             t("runs shrunk by step {}").format(steps):
+                                 r.shrunk_share.map(lambda v: f"{100 * v:.1f} %").to_numpy()},
                             index=pd.Index(r.eta.map(num), name="η"))
 
     def summary(self) -> dict:

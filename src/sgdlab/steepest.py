@@ -19,6 +19,7 @@ from ._lazy import torch
 from .cache import cached
 from .experiments import ToyConfig
 from .fmt import num
+from .i18n import t
 from .taylor import Quadratic
 
 ARTICLE_LR = 0.0003  # section 五: the step on the mean loss of a mini-batch of 10
@@ -74,20 +75,22 @@ class CurvatureResult:
         """The constants, one column per loss, one row per quantity, formatted for the report."""
         c = self.constants.set_index("name")
         rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
-                "lr (article)": c.lr, "step η taken": c.step, "η·L": c.step * c.L, "batch size B": c.batch_size,
-                "L_B (largest)": c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
+                t("lr (article)"): c.lr, t("step η taken"): c.step, "η·L": c.step * c.L,
+                t("batch size B"): c.batch_size, t("L_B (largest)"): c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
         table = pd.DataFrame({label: v.map(num) for label, v in rows.items()}).T
-        table.columns = [LOSS_NAMES[name] for name in c.index]  # a plain header row: no columns name
-        return table.rename_axis("quantity")
+        table.columns = [t(LOSS_NAMES[name]) for name in c.index]  # a plain header row: no columns name
+        return table.rename_axis(t("quantity"))
 
     def toy_table(self) -> pd.DataFrame:
         """The toy's step-size variants and what the engine made of them, formatted (rows ≤ 72 characters)."""
-        t = self.toy_runs
-        loss = [f"{x:f}" if x < 1 else f"{x:.3g}" for x in t.final_loss]  # as the article prints it, if small
-        outcome = [f"diverges at step {r.diverged_step}" if r.diverged else f"loss {x} ({r.steps} steps)"
-                   for r, x in zip(t.itertuples(), loss, strict=True)]
-        return pd.DataFrame({"η": t.step.map(num).to_numpy(), "η × curv.": (t.step * t.curvature).map(num).to_numpy(),
-                             "outcome": outcome}, index=pd.Index(t.variant, name="update"))
+        runs = self.toy_runs
+        loss = [f"{x:f}" if x < 1 else f"{x:.3g}" for x in runs.final_loss]  # as the article prints it, if small
+        outcome = [t("diverges at step {}").format(r.diverged_step) if r.diverged
+                   else t("loss {} ({} steps)").format(x, r.steps)
+                   for r, x in zip(runs.itertuples(), loss, strict=True)]
+        return pd.DataFrame({"η": runs.step.map(num).to_numpy(),
+                             t("η × curv."): (runs.step * runs.curvature).map(num).to_numpy(),
+                             t("outcome"): outcome}, index=pd.Index(runs.variant.map(t), name=t("update")))
 
 
 def _constants(name: str, q: Quadratic, lr: float, step: float, batch_size: int, batch_curv: float) -> dict:
@@ -316,10 +319,11 @@ class RateResult:
     def table(self) -> pd.DataFrame:
         """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), "ρ² (bound)": r.predicted.map(num).to_numpy(),
-                             "measured": r.measured.map(num).to_numpy(),
-                             f"steps to {num(self.config.reduction, '.1e')}": r.steps_to_reduction.map(num).to_numpy()},
-                            index=pd.Index(r.run, name="step size"))
+        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), t("ρ² (bound)"): r.predicted.map(num).to_numpy(),
+                             t("measured"): r.measured.map(num).to_numpy(),
+                             t("steps to {}").format(num(self.config.reduction, '.1e')):
+                                 r.steps_to_reduction.map(num).to_numpy()},
+                            index=pd.Index(r.run.map(t), name=t("step size")))
 
 
 @cached

@@ -23,6 +23,7 @@ from . import taylor
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
+from .i18n import t
 from .taylor import Quadratic, curvature_bounds, first_below
 
 # --------------------------------------------------------------------------- update rules
@@ -139,18 +140,19 @@ class MomentumResult:
     def table(self) -> pd.DataFrame:
         """Predicted and measured per-step rates, and the steps to the tolerance, formatted."""
         r = self.rates
-        return pd.DataFrame({"rate (theory)": r.predicted.map(num).to_numpy(),
-                             "measured": r.measured.map(num).to_numpy(),
-                             f"steps to {num(self.config.tolerance, '.1e')}": r.steps_to_tol.map(num).to_numpy()},
-                            index=pd.Index(r.method, name="method"))
+        return pd.DataFrame({t("rate (theory)"): r.predicted.map(num).to_numpy(),
+                             t("measured"): r.measured.map(num).to_numpy(),
+                             t("steps to {}").format(num(self.config.tolerance, '.1e')):
+                                 r.steps_to_tol.map(num).to_numpy()},
+                            index=pd.Index(r.method.map(t), name=t("method")))
 
     def conditioning_table(self) -> pd.DataFrame:
         """κ of the toy w·x + b as its feature is centred and scaled, with the rates of GD and heavy ball."""
         c = self.conditioning
         return pd.DataFrame({"κ": c.kappa.map(lambda v: f"{v:.4g}").to_numpy(),
-                             "GD (κ−1)/(κ+1)": c.gd_rate.map(num).to_numpy(),
-                             "heavy ball (√κ−1)/(√κ+1)": c.hb_rate.map(num).to_numpy()},
-                            index=pd.Index(c.features, name="feature x"))
+                             t("GD (κ−1)/(κ+1)"): c.gd_rate.map(num).to_numpy(),
+                             t("heavy ball (√κ−1)/(√κ+1)"): c.hb_rate.map(num).to_numpy()},
+                            index=pd.Index(c.features.map(t), name=t("feature x")))
 
 
 def _measured_rate(distance: np.ndarray, hi: float, lo: float) -> float:
