@@ -317,6 +317,15 @@ def test_noise_floor_sweep_matches_prediction(noise):
     # and gets close to it: SGD's stationary excess is about (η/4B)·tr Σ₁ ≈ 1.5·η/B = 0.5 % of the floor
     # (sgd_floor.py, lr 0.03, B = 10); 5 % allows 10 times that for the unfinished descent of 50 epochs
     assert (noise.sgd.sgd_loss / noise.sgd.floor).max() < 1.05
+    # the 95 % band of a single data set holds its floor with probability 0.95 exactly (χ² quantiles): of the
+    # R·S independent floors, the number inside is Binomial(R·S, 0.95); 5 of its standard deviations below
+    # the mean fails with chance below 1e-6
+    band = f.set_index("sigma")
+    inside = ((noise.runs.floor >= band.band_lo[noise.runs.sigma].to_numpy())
+              & (noise.runs.floor <= band.band_hi[noise.runs.sigma].to_numpy())).sum()
+    total = len(noise.runs)
+    assert inside >= 0.95 * total - 5 * (0.95 * 0.05 * total) ** 0.5
+    assert band.band_lo.iloc[0] < band.predicted.iloc[0] < band.band_hi.iloc[0]
     assert f"{noise.article_floor:f}" == "0.000048"  # the article's data: it prints loss 0.000048/49
     json.dumps(noise.summary())
 

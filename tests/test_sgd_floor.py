@@ -340,6 +340,28 @@ def test_binomial_tail_and_chi2_cdf():
     assert torch.allclose(stats.chi2_cdf(x, 2), 1 - torch.exp(-x / 2), rtol=gamma(10, U64), atol=0)
 
 
+@pytest.mark.parametrize("q", [0.025, 0.5, 0.975])
+def test_chi2_quantile_inverts_the_cdf(q):
+    # dof 2: F(x) = 1 − e^(−x/2), so x = −2 ln(1 − q). An error δ in F moves the root by δ/F′(x),
+    # F′(x) = e^(−x/2)/2 = (1 − q)/2; chi2_cdf is within γ₁₀ of F (the test above), the bisection ends
+    # between adjacent floats, and the closed form itself is within a few ulps: together the bound below.
+    exact = -2 * math.log1p(-q)
+    bound = gamma(10, U64) * q / ((1 - q) / 2) + 4 * math.ulp(exact)
+    assert abs(stats.chi2_quantile(q, 2) - exact) <= bound
+    # any dof: the root is bracketed by its neighbours, and the normal approximation's 1.96 √(2k) is
+    # between the two ends of the 95 % range (χ² is skewed to the right: the upper end is farther out)
+    k = 997
+    x = stats.chi2_quantile(q, k)
+    assert float(stats.chi2_cdf(math.nextafter(x, 0), k)) < q <= float(stats.chi2_cdf(x, k))
+    lo, hi = stats.chi2_quantile(0.025, k), stats.chi2_quantile(0.975, k)
+    assert k - lo < 1.96 * math.sqrt(2 * k) < hi - k
+
+
+def test_chi2_quantile_needs_a_probability():
+    with pytest.raises(ValueError):
+        stats.chi2_quantile(1.0, 3)
+
+
 def test_ks_test_accepts_the_law_and_rejects_a_scaled_one():
     gen = torch.Generator().manual_seed(0)
     u = torch.rand(2000, generator=gen, dtype=torch.float64)
