@@ -1,4 +1,4 @@
-"""Small exact statistics the report's checks need: the χ² CDF and its quantiles, a Kolmogorov–Smirnov test, binomial tails."""
+"""Small exact statistics the report's checks need: χ² CDF and quantiles, a Kolmogorov–Smirnov test, binomial tails."""
 
 from __future__ import annotations
 
