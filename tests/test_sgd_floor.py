@@ -155,6 +155,10 @@ def test_measured_cycle_matches_the_exact_laws(samp):
     assert abs(samp.slopes["sd"]["with replacement"] - 0.5) < 0.5 < abs(samp.slopes["sd"]["reshuffled"] - 0.5)
     assert abs(samp.slopes["sd"]["reshuffled"] - 1.5) < 0.5
     assert samp.table().shape == (3, 4)
+    # the table labels each η as the config writes it: read back, the labels are the runs' step sizes
+    assert [float(v) for v in samp.table().index] == list(samp.config.effective_lrs)
+    default = sampling.SamplingConfig().effective_lrs
+    assert [float(f"{v:g}") for v in default] == list(default) and len(set(default)) == len(default)
 
 
 # --------------------------------------------------------------------------- SGD's stationary excess on D2L's data
@@ -326,6 +330,25 @@ def test_hypothesis_A_is_the_cycles_bias_run(bias):
     a = bias.epochs[bias.epochs.hypothesis == "A: b trained from 0"].w.to_numpy()
     assert np.array_equal(np.sort(a), np.sort(ends))
     assert bias.tail_fraction("A: b trained from 0") == cyc.tail_fraction("toy-bias")
+    assert bias.seeds_reaching("A: b trained from 0") == cyc.seeds_reaching("toy-bias")
+
+
+def test_the_books_bias_tables_are_one_experiment():
+    """Tables tbl-lf-cycle and tbl-lf-bias read (A) from one simulation only if their default configs agree."""
+    c, b = cycle.CycleConfig(), bias_run.BiasConfig()
+    assert (c.seed, c.runs, c.epochs, c.tail) == (b.seed, b.runs, b.epochs, b.tail)
+
+
+def test_seeds_reaching_counts_each_seed_once(bias):
+    a = "A: b trained from 0"
+    ends = bias.epochs[bias.epochs.hypothesis == a]
+    assert set(ends.order_seed) == set(bias.config.seed + np.arange(bias.config.runs))
+    assert (ends.groupby("order_seed").size() == bias.config.tail).all()  # every seed's whole tail
+    per_seed = ends.groupby("order_seed").w.max()
+    for w in (per_seed.min(), per_seed.median(), per_seed.max()):  # reached by the seeds whose top is ≥ w
+        assert bias.seeds_reaching(a, w) == int((per_seed >= w).sum())
+    assert bias.seeds_reaching(a, per_seed.max() + 1e-3) == 0
+    assert bias.seeds_reaching(a, per_seed.min()) == bias.config.runs
 
 
 # --------------------------------------------------------------------------- statistics, double descent
