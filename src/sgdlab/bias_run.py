@@ -115,8 +115,8 @@ class BiasResult:
             rows[h] = [b, f"{lo:.4f} to {hi:.4f}", f"{g.loss.min():.6f} to {g.loss.max():.6f}",
                        f"{self.seeds_reaching(h)} of {self.config.runs}", f"{100 * self.tail_fraction(h):.2f} %"]
         index = pd.Index(["b", "w at epoch ends", "loss at epoch ends",
-                          f"seeds with w ≥ the article's at least once in {self.config.tail} epochs",
-                          "share of the (correlated) epoch ends with w ≥ the article's"], name="quantity")
+                          f"seeds with w ≥ the article's in {self.config.tail} epochs",
+                          "(correlated) epoch ends with w ≥ the article's"], name="quantity")
         return pd.DataFrame(rows, index=index)
 
 
