@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bounds import gamma, unit_roundoff
 
 from sgdlab import claims, cli, data, experiments, explore, registry, seeds, steepest, theory
 from sgdlab._lazy import torch
@@ -88,6 +89,11 @@ def test_the_article_seed_is_the_books_own_run():
                            & (frames.schedule == schedule) & np.isclose(frames.lr, explore.TOY_ETA)][0]
         w = float(grid.trace[row][-1])  # float32 w, widened
         assert ends.values[column][0] == 3.5 * (w - w_star) ** 2  # the gap: mean x² · (w − w*)², in float64
+    # the cycle's width, w's mean range within an epoch over the last epochs (float32): the same ranges, their
+    # mean of `tail` terms summed in float32 in possibly another order, γ_tail relative of the sum
+    for sampling, column in (("reshuffled", "width_reshuffled"), ("with replacement", "width_replacement")):
+        width = grid.at(sampling=sampling).width
+        assert abs(ends.values[column][0] - width) <= gamma(grid.config.tail, unit_roundoff(torch.float32)) * width
     base = seeds.baseline_ends((20,))
     assert base.values["final_loss"][0] == experiments.baseline().summary()["final_loss"]
     assert base.values["batch_curvature"][0] == steepest.curvature().row("baseline").batch_curvature

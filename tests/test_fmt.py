@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sgdlab import notebook
-from sgdlab.fmt import MATH, MINUS, Markdown, minus_signs, num, plain
+from sgdlab.fmt import MATH, MINUS, Markdown, mean_se, minus_signs, num, plain
 
 
 def value(shown: str) -> float:
@@ -106,3 +106,35 @@ def test_a_formula_is_one_brace_group(x):
         body = shown[1:-1]
         depth = [body[: i + 1].count("{") - body[: i + 1].count("}") for i in range(len(body))]
         assert body[0] == "{" and depth[-1] == 0 and min(depth[:-1]) > 0
+
+
+@pytest.mark.parametrize("mean, se, shown", [
+    (-0.0032, 0.011, "−0.003 ± 0.011"),  # the se starts with 1: two digits, the mean to its last
+    (0.016640, 0.0057, "0.017 ± 0.006"),  # starts with 5: one digit
+    (0.0166404, 1.5e-6, r"${1.66404 \times 10^{-2}}$ ± ${1.5 \times 10^{-6}}$"),  # finer than 10⁻⁴: × 10ⁿ
+    (-3.22e-5, 1.1e-4, "−0.00003 ± 0.00011"),
+    (8.405e-3, 4.9e-6, "0.008405 ± 0.000005"),
+    (2.931e-7, 1.94e-6, r"${3 \times 10^{-7}}$ ± ${1.9 \times 10^{-6}}$"),  # both below 10⁻⁴: × 10ⁿ
+    (2.931e-5, 1.94e-6, r"${2.93 \times 10^{-5}}$ ± ${1.9 \times 10^{-6}}$"),
+    (0.19342, 0.0296, "0.19 ± 0.03"),  # 0.0296 rounds to 0.030, which starts with 3: one digit
+    (0.5, 0.0995, "0.50 ± 0.10"),  # rounding carries into a new leading digit, 1: two digits
+    (12346.0, 230.0, "12350 ± 230"),
+    (-0.0004, 0.011, "0.000 ± 0.011"),  # a mean below the se's last digit is 0, without a sign
+    (-4e-7, 1.1e-5, r"0 ± ${1.1 \times 10^{-5}}$"),
+    (0.25, 0.0, "0.25 ± 0"),
+    (float("nan"), 0.1, "—"),
+])
+def test_mean_se(mean, se, shown):
+    assert mean_se(mean, se) == shown
+
+
+@given(st.floats(-1e6, 1e6), st.floats(1e-9, 1e3), st.sampled_from([1, 2, 3]))
+def test_mean_se_keeps_the_mean_within_half_a_last_digit_of_the_se(mean, se, digits):
+    m, s = (value(part) for part in mean_se(mean, se, digits).split(" ± "))
+    q = math.floor(math.log10(s)) - (digits - 1)  # the shown se's last digit
+    assert round(s / 10.0**q) < 10**digits  # no more significant digits than asked
+    # rounded to the se's last digit: within half of it, plus float64 rounding (10.0**q, one division, one
+    # product, the read-back: 5 roundings of at most u·(|mean| + 10^q) each; 8 of them bound it)
+    slack = 8 * 2.0**-53 * (abs(mean) + se + 10.0**q)
+    assert abs(m - mean) <= 10.0**q / 2 + slack
+    assert abs(s - se) <= 10.0**q / 2 + slack

@@ -257,6 +257,43 @@ def test_cycle_constants_exact():
     assert cy.cycle_constants() == (Fraction(3, 7), Fraction(3, 70))
 
 
+def test_epoch_range_constant_exact():
+    """Pushes −2x·r = (0, −6, −24, 30)/140: in every order one epoch spans the largest, 30/140 = 3/14 per unit η,
+    half the envelope 2Σ|xr| = 3/7 over all orders (eq-lf-width)."""
+    assert cy.epoch_range_constant() == Fraction(3, 14) < cy.cycle_constants()[0]
+
+
+@pytest.mark.parametrize("eta", [Fraction(1, 1000), Fraction(1, 10**6)])
+def test_exact_epoch_range_tends_to_its_leading_order(eta):
+    """From w*, |e| stays below Σ|c| = (3/7)η while 2ηx² ≤ 1, so each step's contraction moves e by at most
+    2ηx_i²·(3/7)η: 12η² over an epoch (Σx² = 14), 24η² for max − min. Hence |range/η − 3/14| ≤ 24η."""
+    from sgdlab import sampling
+    exact = sampling.epoch_range_from_optimum(eta)
+    assert abs(exact / eta - cy.epoch_range_constant()) <= 24 * eta
+    assert exact != cy.epoch_range_constant() * eta  # the higher orders are there, not rounded away
+
+
+def test_engine_epoch_ranges_match_the_exact_range_from_the_optimum():
+    """All 24 orders, one epoch each from w* on the engine (float64): the mean of sampling.epoch_ranges is
+    sampling.epoch_range_from_optimum's exact value, to rounding."""
+    import itertools
+
+    from sgdlab import sampling
+    eta = Fraction(3, 100)
+    ds, w_star = sampling.noisy64()
+    orders = torch.tensor(list(itertools.permutations(range(ds.n))))[None]  # (1, 24, 4)
+    K = orders.shape[1]
+    traj = sampling.train_noisy(ds, torch.full((1, K), w_star, dtype=torch.float64), float(eta), orders,
+                                record_steps=True)
+    ranges = sampling.epoch_ranges(traj.step_params[:, 0], ds.n)  # (1, 24)
+    assert ranges.shape == (1, K)
+    # w* rounds once (u·|w*|); each of the 4 steps rounds its product, difference, scaling and update (γ₆ of
+    # |w| ≤ 1.1), carried by factors |1 − 2ηx²| ≤ 1: each end of the range within (1 + 4·6)·u·1.1·(1 + …)
+    u = unit_roundoff(torch.float64)
+    bound = 2 * gamma(25, u) * 1.1
+    assert abs(float(ranges.mean()) - float(sampling.epoch_range_from_optimum(eta))) <= bound
+
+
 def test_article_values_lie_in_the_cycle(cycle):
     s = cycle.summary()
     assert s["article_inside"] == {"toy-noisy": True, "toy-bias": True}
@@ -317,6 +354,15 @@ def test_noise_floor_sweep_matches_prediction(noise):
     # and gets close to it: SGD's stationary excess is about (η/4B)·tr Σ₁ ≈ 1.5·η/B = 0.5 % of the floor
     # (sgd_floor.py, lr 0.03, B = 10); 5 % allows 10 times that for the unfinished descent of 50 epochs
     assert (noise.sgd.sgd_loss / noise.sgd.floor).max() < 1.05
+    # the 95 % band of a single data set holds its floor with probability 0.95 exactly (χ² quantiles): of the
+    # R·S independent floors, the number inside is Binomial(R·S, 0.95); 5 of its standard deviations below
+    # the mean is 26 or more misses of 200 here, which a seeded draw meets with chance 9e-6 (stats.binomial_tail)
+    band = f.set_index("sigma")
+    inside = ((noise.runs.floor >= band.band_lo[noise.runs.sigma].to_numpy())
+              & (noise.runs.floor <= band.band_hi[noise.runs.sigma].to_numpy())).sum()
+    total = len(noise.runs)
+    assert inside >= 0.95 * total - 5 * (0.95 * 0.05 * total) ** 0.5
+    assert band.band_lo.iloc[0] < band.predicted.iloc[0] < band.band_hi.iloc[0]
     assert f"{noise.article_floor:f}" == "0.000048"  # the article's data: it prints loss 0.000048/49
     json.dumps(noise.summary())
 

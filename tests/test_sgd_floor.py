@@ -155,6 +155,10 @@ def test_measured_cycle_matches_the_exact_laws(samp):
     assert abs(samp.slopes["sd"]["with replacement"] - 0.5) < 0.5 < abs(samp.slopes["sd"]["reshuffled"] - 0.5)
     assert abs(samp.slopes["sd"]["reshuffled"] - 1.5) < 0.5
     assert samp.table().shape == (3, 4)
+    # the table labels each η as the config writes it: read back, the labels are the runs' step sizes
+    assert [float(v) for v in samp.table().index] == list(samp.config.effective_lrs)
+    default = sampling.SamplingConfig().effective_lrs
+    assert [float(f"{v:g}") for v in default] == list(default) and len(set(default)) == len(default)
 
 
 # --------------------------------------------------------------------------- SGD's stationary excess on D2L's data
@@ -326,6 +330,25 @@ def test_hypothesis_A_is_the_cycles_bias_run(bias):
     a = bias.epochs[bias.epochs.hypothesis == "A: b trained from 0"].w.to_numpy()
     assert np.array_equal(np.sort(a), np.sort(ends))
     assert bias.tail_fraction("A: b trained from 0") == cyc.tail_fraction("toy-bias")
+    assert bias.seeds_reaching("A: b trained from 0") == cyc.seeds_reaching("toy-bias")
+
+
+def test_the_books_bias_tables_are_one_experiment():
+    """Tables tbl-lf-cycle and tbl-lf-bias read (A) from one simulation only if their default configs agree."""
+    c, b = cycle.CycleConfig(), bias_run.BiasConfig()
+    assert (c.seed, c.runs, c.epochs, c.tail) == (b.seed, b.runs, b.epochs, b.tail)
+
+
+def test_seeds_reaching_counts_each_seed_once(bias):
+    a = "A: b trained from 0"
+    ends = bias.epochs[bias.epochs.hypothesis == a]
+    assert set(ends.order_seed) == set(bias.config.seed + np.arange(bias.config.runs))
+    assert (ends.groupby("order_seed").size() == bias.config.tail).all()  # every seed's whole tail
+    per_seed = ends.groupby("order_seed").w.max()
+    for w in (per_seed.min(), per_seed.median(), per_seed.max()):  # reached by the seeds whose top is ≥ w
+        assert bias.seeds_reaching(a, w) == int((per_seed >= w).sum())
+    assert bias.seeds_reaching(a, per_seed.max() + 1e-3) == 0
+    assert bias.seeds_reaching(a, per_seed.min()) == bias.config.runs
 
 
 # --------------------------------------------------------------------------- statistics, double descent
@@ -338,6 +361,28 @@ def test_binomial_tail_and_chi2_cdf():
     # torch's gammainc is accurate to a few ulps of its value; 1 − exp(−x/2) loses 1/(1 − e^(−x/2)) ≤ 4.6 of
     # exp's relative accuracy to the subtraction (x ≥ 0.5): γ₁₀ relative covers both
     assert torch.allclose(stats.chi2_cdf(x, 2), 1 - torch.exp(-x / 2), rtol=gamma(10, U64), atol=0)
+
+
+@pytest.mark.parametrize("q", [0.025, 0.5, 0.975])
+def test_chi2_quantile_inverts_the_cdf(q):
+    # dof 2: F(x) = 1 − e^(−x/2), so x = −2 ln(1 − q). An error δ in F moves the root by δ/F′(x),
+    # F′(x) = e^(−x/2)/2 = (1 − q)/2; chi2_cdf is within γ₁₀ of F (the test above), the bisection ends
+    # between adjacent floats, and the closed form itself is within a few ulps: together the bound below.
+    exact = -2 * math.log1p(-q)
+    bound = gamma(10, U64) * q / ((1 - q) / 2) + 4 * math.ulp(exact)
+    assert abs(stats.chi2_quantile(q, 2) - exact) <= bound
+    # any dof: the root is bracketed by its neighbours, and the normal approximation's 1.96 √(2k) is
+    # between the two ends of the 95 % range (χ² is skewed to the right: the upper end is farther out)
+    k = 997
+    x = stats.chi2_quantile(q, k)
+    assert float(stats.chi2_cdf(math.nextafter(x, 0), k)) < q <= float(stats.chi2_cdf(x, k))
+    lo, hi = stats.chi2_quantile(0.025, k), stats.chi2_quantile(0.975, k)
+    assert k - lo < 1.96 * math.sqrt(2 * k) < hi - k
+
+
+def test_chi2_quantile_needs_a_probability():
+    with pytest.raises(ValueError):
+        stats.chi2_quantile(1.0, 3)
 
 
 def test_ks_test_accepts_the_law_and_rejects_a_scaled_one():

@@ -68,6 +68,15 @@ class BiasResult:
         ends = self.epochs[self.epochs.hypothesis == hypothesis].w
         return float((ends >= (ARTICLE_FINAL["toy-bias"]["w"] if w is None else w)).mean())
 
+    def seeds_reaching(self, hypothesis: str, w: float | None = None) -> int:
+        """How many order seeds have at least one epoch end in the tail with w at least the article's (or `w`).
+
+        The k of "k of N seeds": the epoch ends of one seed are serially correlated, its seeds independent.
+        """
+        f = self.epochs[self.epochs.hypothesis == hypothesis]
+        reached = f.w >= (ARTICLE_FINAL["toy-bias"]["w"] if w is None else w)
+        return int(f.order_seed[reached].nunique())
+
     def w_range(self, hypothesis: str) -> tuple[float, float]:
         w = self.epochs[self.epochs.hypothesis == hypothesis].w
         return float(w.min()), float(w.max())
@@ -92,6 +101,7 @@ class BiasResult:
                 "trained_b": self.trained_b, "kappa": {"x": condition_number(False), "x − x̄": condition_number(True)},
                 "w_range": {h: list(self.w_range(h)) for h in hyps},
                 "article_tail_fraction": {h: self.tail_fraction(h) for h in hyps},
+                "article_seeds_reaching": {h: self.seeds_reaching(h) for h in hyps},
                 "plateau": {i: self.plateau(i) for i in ("x", "x − x̄")},
                 "settle_epoch": {i: self.settle_epoch(i) for i in ("x", "x − x̄")},
                 "epochs_to_twice_uncentred_plateau": {i: self.epochs_to(i, 2 * self.plateau("x"))
@@ -105,9 +115,11 @@ class BiasResult:
             lo, hi = self.w_range(h)
             rows[t(h)] = [b, t("{} to {}").format(f"{lo:.4f}", f"{hi:.4f}"),
                           t("{} to {}").format(f"{g.loss.min():.6f}", f"{g.loss.max():.6f}"),
-                       f"{100 * self.tail_fraction(h):.2f} %"]
-        index = pd.Index(["b", t("w at epoch ends"), t("loss at epoch ends"), t("epoch ends with w ≥ the article's")],
-                         name=t("quantity"))
+                          t("{0} of {1}").format(self.seeds_reaching(h), self.config.runs),
+                          f"{100 * self.tail_fraction(h):.2f} %"]
+        index = pd.Index(["b", t("w at epoch ends"), t("loss at epoch ends"),
+                          t("seeds with w ≥ the article's in {} epochs").format(self.config.tail),
+                          t("(correlated) epoch ends with w ≥ the article's")], name=t("quantity"))
         return pd.DataFrame(rows, index=index)
 
 
@@ -150,7 +162,8 @@ def bias_hypotheses(config: BiasConfig = BiasConfig()) -> BiasResult:
     traj = engine.train(ds.X, ds.y - frozen, torch.full((1, config.runs), 2.0), noisy.lr, orders, batch_size=1,
                         model=engine.Model(bias=False), loss="plain", grad_divisor=noisy.grad_divisor)
     frames.append(("B: b never updated", traj.epoch_params[tail, 0], traj.epoch_loss[tail]))
-    epochs = pd.concat([pd.DataFrame({"hypothesis": h, "w": w.double().flatten().numpy(),
+    seeds = np.tile(config.seed + np.arange(config.runs), config.tail)  # (tail, K) flattened, epoch by epoch
+    epochs = pd.concat([pd.DataFrame({"hypothesis": h, "order_seed": seeds, "w": w.double().flatten().numpy(),
                                       "loss": loss.double().flatten().numpy()}) for h, w, loss in frames],
                        ignore_index=True)
     return BiasResult(config, epochs, frozen, trained, _centring(config))

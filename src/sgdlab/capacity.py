@@ -138,9 +138,9 @@ def noise_floor_sweep(config: NoiseFloorConfig = NoiseFloorConfig()) -> NoiseFlo
     frame["mean"], half = g.mean().to_numpy(), 1.96 * (g.std() / np.sqrt(R)).to_numpy()  # 95 % CI of the mean
     frame["ci_lo"], frame["ci_hi"] = frame["mean"] - half, frame["mean"] + half
     frame["q_lo"], frame["q_hi"] = g.quantile(0.025).to_numpy(), g.quantile(0.975).to_numpy()  # single runs
-    # A single run's floor is σ²/(2n)·χ²(n − p): its 95 % range, by the normal approximation to χ².
-    spread = 1.96 * np.sqrt(2 * (n - p)) / (n - p)
-    frame["band_lo"], frame["band_hi"] = frame.predicted * (1 - spread), frame.predicted * (1 + spread)
+    # A single run's floor is σ²/(2n)·χ²(n − p), the prediction times χ²(n − p)/(n − p): its 95 % range.
+    lo, hi = (stats.chi2_quantile(q, n - p) / (n - p) for q in (0.025, 0.975))
+    frame["band_lo"], frame["band_hi"] = frame.predicted * lo, frame.predicted * hi
     for col, src in (("ratio", "mean"), ("ratio_lo", "ci_lo"), ("ratio_hi", "ci_hi")):
         frame[col] = frame[src] / frame.predicted
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import data, experiments, explore, seeds
+from . import data, experiments, explore, fmt, seeds
 from .capacity import NoiseFloorConfig
 from .fmt import Markdown, num
 from .i18n import t
@@ -103,10 +103,14 @@ class Checked:
         return (t("all {n} seeds") if k == self.n else t("none of the {n} seeds") if k == 0
                 else t("{k} of {n} seeds")).format(k=k, n=self.n)
 
-    def mean_se(self, spec: str = ".2g", scale: float = 1.0, unit: str = "") -> Markdown:
-        """ "2.9 × 10⁻⁵ ± 1.9 × 10⁻⁶ (mean ± standard error over 257 seeds)", for prose (fmt.num's numbers);
-        scale 100 and unit " %" for a percentage (a unit in words is translated too)."""
-        mean, se = (num(scale * v, spec) for v in (self.mean, self.se))
+    def mean_se(self, spec: str | None = None, scale: float = 1.0, unit: str = "") -> Markdown:
+        """ "2.93 × 10⁻⁵ ± 1.9 × 10⁻⁶ (mean ± standard error over 257 seeds)", for prose (fmt.num's numbers);
+        scale 100 and unit " %" for a percentage (a unit in words is translated too). Without a spec the
+        mean keeps only the digits its se supports (fmt.mean_se); a spec formats both alike (fmt.num)."""
+        if spec is None:
+            mean, se = fmt.mean_se(scale * self.mean, scale * self.se).split(" ± ")
+        else:
+            mean, se = (num(scale * v, spec) for v in (self.mean, self.se))
         return Markdown(t("{mean} ± {se}{unit} (mean ± standard error over {n} seeds)").format(
             mean=mean, se=se, unit=t(unit), n=self.n))
 
@@ -174,7 +178,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           lambda v: v["rm_excess"], lambda v: v["rm_excess"] < v["constant_excess"], seeds=TAIL),
     Claim("grid-replacement", "Drawing the samples with replacement widens the cycle of w",
           "sec-lf-explore", "explore-floor", seeds.explore_ends,
-          f"width of w over the last {_GRID.tail} epochs, with replacement",
+          f"mean range of w within an epoch over the last {_GRID.tail} epochs, with replacement",
           lambda v: v["width_replacement"], lambda v: v["width_replacement"] > v["width_reshuffled"], seeds=TAIL),
     Claim("baseline-digits",
           "Under any batch order the baseline prints the article's loss and errors (to the digits printed)",
@@ -213,7 +217,7 @@ def table() -> pd.DataFrame:
                                                                          t(c.claim.statistic)),
                      t("seeds"): f"{c.seeds[0]}–{c.seeds[-1]}",
                      t("holds in"): "—" if c.count is None else t("{0} of {1}").format(c.count, c.n),
-                     t("mean ± se; median (10–90 %)"): f"{num(c.mean, '.3g')} ± {num(c.se, '.2g')};"
+                     t("mean ± se; median (10–90 %)"): f"{fmt.mean_se(c.mean, c.se)};"
                                                        f" {num(c.quantile(0.5), '.3g')} ({num(c.quantile(0.1), '.3g')}"
                                                        f" – {num(c.quantile(0.9), '.3g')})"})
     return pd.DataFrame(rows).set_index(t("supports"))

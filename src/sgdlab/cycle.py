@@ -7,6 +7,7 @@ Every sweep trains K runs at once through `engine.train`; the exact constants of
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
@@ -43,6 +44,24 @@ def cycle_constants(x=data.TOY_X, y=data.TOY_Y_NOISY) -> tuple[Fraction, Fractio
     x, y = [Fraction(str(v)) for v in x], [Fraction(str(v)) for v in y]
     xr = [u * (u * w_star - v) for u, v in zip(x, y, strict=True)]
     return 2 * sum(abs(t) for t in xr), -sum(u * u * t for u, t in zip(x, xr, strict=True)) / sum(u * u for u in x)
+
+
+def epoch_range_constant(x=data.TOY_X, y=data.TOY_Y_NOISY) -> Fraction:
+    """The mean single-epoch range of w to leading order, over uniformly random orders, per unit η, exactly.
+
+    To first order in η an epoch from w* moves w by the partial sums of the pushes −2η x_i r_i
+    (eq-lf-sgd-error without its contraction); the range of an epoch in order π is the largest minus
+    the smallest partial sum, the empty sum 0 (the epoch's start) included. Averaged over all n! orders.
+    Over orders the largest minus the smallest partial sum is 2Σ|x r| (`cycle_constants`), the envelope.
+    """
+    w_star, _, _ = exact_least_squares(x, y, bias=False)
+    pushes = [-2 * u * (u * w_star - v) for u, v in zip(map(Fraction, map(str, x)), map(Fraction, map(str, y)),
+                                                          strict=True)]
+    total, count = Fraction(0), 0
+    for order in itertools.permutations(pushes):
+        sums = list(itertools.accumulate(order, initial=Fraction(0)))
+        total, count = total + max(sums) - min(sums), count + 1
+    return total / count
 
 
 # --------------------------------------------------------------------------- the article's values in the cycle
@@ -85,13 +104,25 @@ class CycleResult:
         art = ARTICLE_FINAL[run]["w"] if art is None else art
         return float((w >= art).mean() if art >= w.median() else (w <= art).mean())
 
+    def seeds_reaching(self, run: str, art: float | None = None) -> int:
+        """How many order seeds have at least one epoch end in the tail as far out as the article's w (or `art`).
+
+        The same side of the median as `tail_fraction`; a seed's epoch ends are serially correlated, the
+        seeds independent: "k of N seeds reach it at least once in their last `tail` epochs".
+        """
+        f = self.epochs[self.epochs.run == run]
+        art = ARTICLE_FINAL[run]["w"] if art is None else art
+        reached = f.w >= art if art >= f.w.median() else f.w <= art
+        return int(f.order_seed[reached].nunique())
+
     def summary(self) -> dict:
         e = self.epochs.groupby("run")
         return {"experiment": "floor-cycle", **asdict(self.config),
                 "w_range": {r: [float(g.w.min()), float(g.w.max())] for r, g in e},
                 "loss_range": {r: [float(g.loss.min()), float(g.loss.max())] for r, g in e},
                 "article_inside": {r: self.inside(r) for r in self.fits}, "article_implied": self.implied,
-                "article_tail_fraction": {r: self.tail_fraction(r) for r in self.fits}}
+                "article_tail_fraction": {r: self.tail_fraction(r) for r in self.fits},
+                "article_seeds_reaching": {r: self.seeds_reaching(r) for r in self.fits}}
 
     def table(self) -> pd.DataFrame:
         """The article's printed values against the epoch-end ranges: one row per quantity, one column per run."""
@@ -104,11 +135,15 @@ class CycleResult:
                            "–" if bias else f"{imp:.6f}",
                            f"{imp:.4f}" if bias else "–",
                            t("{} to {}").format(f"{f.b.min():.4f}", f"{f.b.max():.4f}") if bias else "–",
-                           t("yes") if self.inside(run) else t("no"), f"{100 * self.tail_fraction(run):.2f} %"]
+                           t("yes") if self.inside(run) else t("no"),
+                           t("{0} of {1}").format(self.seeds_reaching(run), self.config.runs),
+                           f"{100 * self.tail_fraction(run):.2f} %"]
         rows = ["w, the article (quoted)", "w at epoch ends", "loss, the article (quoted)", "loss at epoch ends",
                 "loss implied by the article's w", "b implied by its w and loss", "b at epoch ends",
-                "the article inside the ranges", "epoch ends at least as far out"]
-        return pd.DataFrame(cols, index=pd.Index([t(r) for r in rows], name=t("quantity")))
+                "the article inside the ranges"]
+        labels = [t(r) for r in rows] + [t("seeds as far out at least once in {} epochs").format(self.config.tail),
+                                         t("share of the (correlated) epoch ends as far out")]
+        return pd.DataFrame(cols, index=pd.Index(labels, name=t("quantity")))
 
 
 def bias_roots(fit: theory.LeastSquares, w: float, loss: float) -> tuple[float, float]:

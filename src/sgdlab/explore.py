@@ -25,6 +25,7 @@ from . import data, engine, experiments, norms, taylor, theory
 from ._lazy import torch
 from .cache import cached
 from .loss_floor import exact_least_squares
+from .sampling import epoch_ranges
 from .steepest import ARTICLE_LR
 
 TOY_ETA = experiments.TOY_RUNS["toy-noisy"].effective_lr  # the article's toy step: lr 0.3 / batch_size 10
@@ -43,7 +44,7 @@ class FloorGridConfig:
 
     seed: int = 20
     epochs: int = 400  # η = 1e-3 forgets w0 = 2 within ~1/(2η·Σx²/n)/n·10 ≈ 360 epochs
-    tail: int = 100  # epochs over which the cycle's width and offset are read
+    tail: int = 100  # epochs over which the cycle's width (w's mean range within an epoch) and offset are read
     show_epochs: int = 4  # epochs of w drawn step by step
     lr_half_octaves: tuple[int, ...] = tuple(range(-10, 8))  # η = 0.03·2^(k/2): 0.00094 … 0.34
     decay_steps: float = 40.0  # Robbins–Monro t0 (steps), as `cycle.MethodsConfig`
@@ -135,7 +136,7 @@ def floor_grid(config: FloorGridConfig = FloorGridConfig()) -> FloorGridResult:
             blown = int(diverged[k]) >= 0
             rows.append({"labels": LABELS[d], "model": MODELS[m], "sampling": SAMPLINGS[s], "schedule": schedule,
                          "lr": lrs[i], "w_star": w_star, "floor": floor,
-                         "width": math.nan if blown else float(w[-tail - 1 :, k].max() - w[-tail - 1 :, k].min()),
+                         "width": math.nan if blown else float(epoch_ranges(w[-tail - 1 :, k : k + 1], spe).mean()),
                          "offset": math.nan if blown else float(epoch_params[-config.tail :, 0, k].mean()) - w_star,
                          "final_loss": math.nan if blown else float(loss[-1, k]),
                          "diverged_step": int(diverged[k])})

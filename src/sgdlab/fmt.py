@@ -81,3 +81,40 @@ def plain(text: str) -> str:
         return sign.replace("-", MINUS) + (f"{mantissa} × {power}" if mantissa else power)
 
     return MATH.sub(shown, text)
+
+
+def _last_digit(se: float, digits: int) -> int:
+    """The decimal exponent q of the last of `digits` significant digits of se, after rounding (0.0995 → 0.10)."""
+    q = math.floor(math.log10(se)) - (digits - 1)
+    if round(se / 10.0**q) >= 10**digits:  # rounding carried into a new leading digit
+        q += 1
+    return q
+
+
+def mean_se(mean: float | None, se: float | None, digits: int | None = None) -> Markdown:
+    """ "−0.003 ± 0.011": a mean ± its standard error, with only the digits the error supports.
+
+    The se keeps `digits` significant digits; by default one, or two when it starts with 1 or 2
+    (there one digit would move it by up to a third). The mean is rounded to the se's last digit.
+    Both are num's numbers: plain decimals while that last digit is 10⁻⁶ or coarser and the larger of
+    the two is between 10⁻⁴ and 10⁵ (0.008405 ± 0.000005), otherwise each × 10ⁿ, the mean with as
+    many digits as reach down to the se's last one.
+    A zero se keeps the mean's num(mean) digits ("… ± 0"); a missing or infinite value is "—".
+    """
+    if mean is None or se is None or not (math.isfinite(mean) and math.isfinite(se)) or se < 0:
+        return Markdown(MISSING)
+    if se == 0:
+        return Markdown(f"{num(mean)} ± 0")
+    if digits is None:
+        q = _last_digit(se, 2)
+        digits = 2 if round(se / 10.0**q) < 30 else 1
+    q = _last_digit(se, digits)
+    m, s = round(mean / 10.0**q) * 10.0**q, round(se / 10.0**q) * 10.0**q
+    if q >= -6 and 1e-4 <= max(abs(m), s) < 1e5:
+        places = max(0, -q)
+        return Markdown(f"{num(m + 0.0, f'.{places}f')} ± {num(s, f'.{places}f')}")
+    if m == 0:
+        shown = "0"
+    else:
+        shown = num(m, f".{max(0, math.floor(math.log10(abs(m))) - q)}e")
+    return Markdown(f"{shown} ± {num(s, f'.{digits - 1}e')}")

@@ -191,11 +191,11 @@ class MisspecifiedResult:
 
 @cached
 def misspecified(config: MisspecifiedConfig = MisspecifiedConfig()) -> MisspecifiedResult:
-    """The misspecified noise floor on the article's data: (1/2n)‖(I − P)f‖² + (σ²/2)(n − p)/n per model."""
+    """The misspecified noise floor on the article's data: (1/2n)‖(I − P)m‖² + (σ²/2)(n − p)/n per model."""
     ds = data.d2l_data(data.generator(config.seed))
     X, y = ds.X.double(), ds.y.double()
     columns = {"x1": X[:, 0], "x2": X[:, 1], "b": torch.ones(ds.n, dtype=torch.float64)}
-    f = X @ torch.tensor(data.TRUE_W, dtype=torch.float64) + data.TRUE_B  # the labels' mean: y = f + ε
+    f = X @ torch.tensor(data.TRUE_W, dtype=torch.float64) + data.TRUE_B  # the labels' mean m: y = m + ε
     rows = []
     for name, keep in MISSPECIFIED.items():
         Xa = torch.stack([columns[k] for k in keep], 1)
@@ -209,7 +209,7 @@ def misspecified(config: MisspecifiedConfig = MisspecifiedConfig()) -> Misspecif
 
 
 def model_error_rounding(Xa: torch.Tensor, f: torch.Tensor) -> float:
-    """A float64 rounding bound on (1/2n)‖(I − P)f‖²: what a model error of exactly 0 may print as.
+    """A float64 rounding bound on (1/2n)‖(I − P)m‖²: what a model error of exactly 0 may print as.
 
     A backward-stable least-squares projection errs by at most about n·p·u·κ(Xa)·‖f‖ in the residual
     (Higham, Accuracy and Stability, ch. 20); squared and divided by 2n as the loss is.

@@ -71,6 +71,24 @@ def stationary_reshuffled(eta) -> tuple[Fraction, Fraction]:
     return m, second - m * m
 
 
+def epoch_range_from_optimum(eta) -> Fraction:
+    """Mean over all n! orders of w's range (max − min) over one reshuffled epoch started at w*, exactly.
+
+    The same range as @eq-lf-width and `epoch_ranges`, with every step's contraction kept (no leading
+    order) but from the one start e = 0: the engine's epochs start wherever the cycle has put them.
+    """
+    steps = _toy_steps(Fraction(eta))
+    total = Fraction(0)
+    orders = list(itertools.permutations(steps))
+    for order in orders:
+        e, seen = Fraction(0), [Fraction(0)]
+        for a, c in order:
+            e = a * e + c
+            seen.append(e)
+        total += max(seen) - min(seen)
+    return total / len(orders)
+
+
 def stationary_with_replacement(eta) -> tuple[Fraction, Fraction]:
     """Mean and variance of e = w − w* under independent uniform draws, exactly: 0 and E c² / (1 − E a²).
 
@@ -107,18 +125,18 @@ class SamplingConfig:
 
     seed: int = 20
     runs: int = 16
-    effective_lrs: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-3, 3e-2, 5))  # up to the article's
+    effective_lrs: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03)  # 1-2-5 steps up to the article's
     epochs: int = 2000  # η = 1e-3 forgets its start within 1/(2η·3.5) ≈ 140 steps; the rest averages
     burn_in: int = 200
 
 
 @dataclass(frozen=True)
 class SamplingResult:
-    """Per (sampling, η): epoch-end offset and spread, measured and exact, and the width of w over all steps."""
+    """Per (sampling, η): epoch-end offset and spread, measured and exact, and w's mean range within an epoch."""
 
     config: SamplingConfig
-    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, width, width_se
-    slopes: dict  # "offset"/"sd"/"width" -> sampling -> fitted log-log slope
+    frame: pd.DataFrame  # sampling, effective_lr, offset, offset_se, sd, offset_exact, sd_exact, epoch_range(_se)
+    slopes: dict  # "offset"/"sd"/"epoch_range" -> sampling -> fitted log-log slope
     # per row of frame, the p-value of `offset_p`: computed with the result (torch), as reading it must not need torch
     offset_ps: tuple[float, ...]
 
@@ -146,8 +164,18 @@ class SamplingResult:
                 for m, e in zip(g.offset, g.offset_exact, strict=True)]
             out[t("sd, {}").format(t(s))] = [f"{num(m, '.1e')} ({num(e, '.1e')})"
                                              for m, e in zip(g.sd, g.sd_exact, strict=True)]
-        etas = self.frame.effective_lr.unique()
-        return pd.DataFrame(out, index=pd.Index([f"{v:.2g}" for v in etas], name="η"))
+        etas = self.frame.effective_lr.unique()  # the config's values as written there (round numbers)
+        return pd.DataFrame(out, index=pd.Index([f"{v:g}" for v in etas], name="η"))
+
+
+def epoch_ranges(w: torch.Tensor, n: int) -> torch.Tensor:
+    """Per epoch and run, max − min of w over the epoch: its start and its n steps, (E, K) from (E·n + 1, K).
+
+    The width of the cycle as @eq-lf-width measures it, one epoch from its own start; the mean over epochs
+    and runs is the cycle's width in the report (a range over many epochs would grow with their number).
+    """
+    windows = w.unfold(0, n + 1, n)  # (E, K, n + 1): epoch E's start is epoch E − 1's end
+    return windows.amax(-1) - windows.amin(-1)
 
 
 def _slope(x, y) -> float:
@@ -178,7 +206,7 @@ def sampling_comparison(config: SamplingConfig = SamplingConfig()) -> SamplingRe
         lr = torch.tensor(config.effective_lrs, dtype=torch.float64).repeat_interleave(S)
         traj = train_noisy(ds, torch.full((1, L * S), w_star, dtype=torch.float64), lr, orders, record_steps=True)
         ends = traj.epoch_params[config.burn_in + 1 :, 0].reshape(-1, L, S) - w_star
-        steps = traj.step_params[config.burn_in * ds.n + 1 :, 0].reshape(-1, L, S)
+        ranges = epoch_ranges(traj.step_params[config.burn_in * ds.n :, 0], ds.n).reshape(-1, L, S)
         exact = stationary_reshuffled if sampling == "reshuffled" else stationary_with_replacement
         for j, eta in enumerate(config.effective_lrs):
             m, v = exact(Fraction(eta))
@@ -186,11 +214,11 @@ def sampling_comparison(config: SamplingConfig = SamplingConfig()) -> SamplingRe
             rows.append({"sampling": sampling, "effective_lr": eta, "offset": float(ends[:, j].mean()),
                          "offset_se": float(run_means.std() / S**0.5), "sd": float(ends[:, j].std()),
                          "offset_exact": float(m), "sd_exact": float(v) ** 0.5,
-                         "width": float((widths := steps[:, j].amax(0) - steps[:, j].amin(0)).mean()),
-                         "width_se": float(widths.std() / S**0.5)})
+                         "epoch_range": float(ranges[:, j].mean()),
+                         "epoch_range_se": float(ranges[:, j].mean(0).std() / S**0.5)})
     frame = pd.DataFrame(rows)
     slopes = {q: {s: _slope(g.effective_lr, g[q]) for s, g in frame.groupby("sampling")}
-              for q in ("offset", "sd", "width")}
+              for q in ("offset", "sd", "epoch_range")}
     return SamplingResult(config, frame, slopes, offset_p_values(frame, config.runs))
 
 

@@ -20,6 +20,7 @@ from .article_log import checked
 from .cache import cached
 from .capacity import NoiseFloorConfig
 from .loss_floor import exact_least_squares
+from .sampling import epoch_ranges
 
 ARTICLE_SEED = 20
 # The configs whose seeds are redone: the book's defaults (module-level, as argument defaults).
@@ -140,7 +141,8 @@ def explore_ends(seeds: tuple[int, ...], config: explore.FloorGridConfig = _GRID
 
     Excess loss above the floor after the grid's epochs for a constant step, Robbins–Monro's decaying
     step and Polyak–Ruppert's mean of all iterates (the grid's three schedules), in float64 from w;
-    the width of w over the last `tail` epochs, reshuffled and drawn with replacement.
+    the cycle's width, w's mean range within an epoch (sampling.epoch_ranges) over the last `tail` epochs,
+    reshuffled and drawn with replacement.
     """
     K, E = len(seeds), config.epochs
     ds = data.toy_data(True)
@@ -164,7 +166,7 @@ def explore_ends(seeds: tuple[int, ...], config: explore.FloorGridConfig = _GRID
 
     def width(traj):
         w = traj.step_params[-config.tail * ds.n - 1 :, 0]  # (steps, K), as the grid reads its cycle
-        return (w.amax(0) - w.amin(0)).double().numpy()
+        return epoch_ranges(w, ds.n).mean(0).double().numpy()
 
     averaged = explore._averaged(runs["constant"].step_params)[-1, 0]
     return Outcomes("explore-floor", seeds, {

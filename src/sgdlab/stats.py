@@ -1,4 +1,4 @@
-"""Small exact statistics the report's checks need: the χ² CDF, a Kolmogorov–Smirnov test, binomial tails."""
+"""Small exact statistics the report's checks need: χ² CDF and quantiles, a Kolmogorov–Smirnov test, binomial tails."""
 
 from __future__ import annotations
 
@@ -12,6 +12,22 @@ def chi2_cdf(x: torch.Tensor, dof: int) -> torch.Tensor:
     """P(χ²_dof ≤ x) = P(dof/2, x/2), the regularised lower incomplete gamma function (float64)."""
     x = torch.as_tensor(x, dtype=torch.float64)
     return torch.special.gammainc(torch.full_like(x, dof / 2), x / 2)
+
+
+def chi2_quantile(q: float, dof: int) -> float:
+    """The x with P(χ²_dof ≤ x) = q, 0 < q < 1: bisection on `chi2_cdf` down to adjacent float64 numbers.
+
+    The CDF increases, so the bracket [0, hi] (hi doubled until its CDF passes q) keeps the root;
+    the result is as accurate as chi2_cdf itself allows.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"q = {q} is not in (0, 1)")
+    lo, hi = 0.0, float(dof)
+    while float(chi2_cdf(hi, dof)) < q:
+        lo, hi = hi, 2 * hi
+    while (mid := (lo + hi) / 2) not in (lo, hi):
+        lo, hi = (mid, hi) if float(chi2_cdf(mid, dof)) < q else (lo, mid)
+    return hi
 
 
 def kolmogorov_sf(lam: float, terms: int = 100) -> float:

@@ -56,10 +56,10 @@ def noise_floor(sigma: float, n: int, p: int) -> float:
 
 
 def misspecified_floor(Xa: torch.Tensor, mean: torch.Tensor, sigma: float, loss: str = "half") -> tuple[float, float]:
-    """E min_θ c·mean (Xaθ − y)² for y = f + ε, E ε = 0, Cov ε = σ²I, split: (model error, noise), float64.
+    """E min_θ c·mean (Xaθ − y)² for y = m + ε (m the mean), E ε = 0, Cov ε = σ²I, split: (model error, noise), float64.
 
-    The residual is (I − P)y, P the projection onto Xa's columns: E‖(I − P)(f + ε)‖² = ‖(I − P)f‖² +
-    σ² tr(I − P), the cross term having mean 0. So the floor is (c/n)‖(I − P)f‖² + cσ²(n − p)/n: model
+    The residual is (I − P)y, P the projection onto Xa's columns: E‖(I − P)(m + ε)‖² = ‖(I − P)m‖² +
+    σ² tr(I − P), the cross term having mean 0. So the floor is (c/n)‖(I − P)m‖² + cσ²(n − p)/n: model
     error plus noise, whatever the law of ε (Gaussianity gives only the χ² law of the noise part).
     Xa (n, p) is the design as fitted (its ones column, if any, included); f (n,) the labels' mean.
     """
