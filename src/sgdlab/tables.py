@@ -189,8 +189,10 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, o
     (r"$\beta$", r"the heavy ball's momentum"),
     (r"$\Lambda$", r"the features' covariance (double descent)"),
     (r"$\tau$", r"a ridge penalty"),
-    (r"$O(\eta^p)$", r"a quantity whose absolute value is at most a fixed multiple of $\eta^p$ for all small $\eta$"),
-    (r"$o(\eta^p)$", r"a quantity whose ratio to $\eta^p$ tends to 0 as $\eta \to 0$"),
+    (r"$O(\cdot)$",
+     r"a quantity is $O(\eta^p)$ when its absolute value is at most a fixed multiple of $\eta^p$ for all small $\eta$"),
+    (r"$o(\cdot)$",
+     r"a quantity is $o(h)$ when its ratio to $h$ tends to 0 as $h \to 0$"),
     (r"$\operatorname{eps}$", r"float32's machine epsilon: $1 + \operatorname{eps}$ is the next float32 above 1"),
 ]
 
