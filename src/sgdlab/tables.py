@@ -140,7 +140,7 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, o
     (r"$L$", r"$\lambda_{\max}(H)$, the smoothness constant"),
     (r"$\mu$", r"$\lambda_{\min}(H)$, the strong-convexity constant"),
     (r"$\kappa$", r"the condition number $L/\mu$"),
-    (r"$L_B$", r"$\lambda_{\max}(H_B)$: the largest curvature of one batch $B$'s mean loss"),
+    (r"$L_B$", r"$\lambda_{\max}(H_B)$: the largest curvature of one batch's mean loss"),
     (r"$L_{\max}$",
      r"the largest $L_B$ over a set of batches, always named (e.g. over all batches drawn with replacement: "
      r"$\max_i \lVert x_i\rVert^2$ on the ½-loss)"),
