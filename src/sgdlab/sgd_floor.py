@@ -234,12 +234,13 @@ def baseline_split(base: experiments.RunConfig) -> tuple[float, float]:
     return split.gd_gap, split.sgd_noise
 
 
+@cached
 def baseline_reshuffled(base: experiments.RunConfig) -> reshuffling.ReshuffledExcess:
     """SGD's own floor for the baseline's sampling (reshuffled batches), relative to the loss floor.
 
     reshuffling.reshuffled_excess (every batch curvature replaced by H, the bias at leading order) at the
     baseline's η and B on the article's data; each field divided by the floor. `baseline_split`'s sgd_noise is
-    the same quantity for independent draws.
+    the same quantity for independent draws. Cached: chapter 1 reads it back without torch.
     """
     ds, _, _ = experiments.article_start(base.seed)
     X, y = ds.X.double(), ds.y.double()
