@@ -273,6 +273,25 @@ def test_leading_orders_are_the_small_step_limit(d2l):
     assert d < 1e-6 * a  # the offset's η² outweighs the variance's η³ only below η = d/a < 10⁻⁶ on D2L's data
 
 
+def test_baseline_reshuffled_is_the_closed_form_at_the_baselines_step():
+    """Chapter 1's reshuffled floor: reshuffled_excess at the baseline's η and B over the floor, of order η²·b
+    (the leading order, next terms smaller by O(η·m·L), m = n/B steps per epoch), and below independent draws'."""
+    base = experiments.RunConfig()
+    got = sgd_floor.baseline_reshuffled(base)
+    ds, _, _ = experiments.article_start(base.seed)
+    X, y = ds.X.double(), ds.y.double()
+    fit = theory.least_squares(X, y, bias=True)
+    Xa = torch.cat([X, torch.ones(ds.n, 1, dtype=torch.float64)], 1)
+    direct = reshuffling.reshuffled_excess(Xa, Xa @ fit.theta - y, base.batch_size, base.lr)
+    assert got.eta == base.lr
+    assert got.all_steps == direct.all_steps / fit.loss_floor and got.epoch_end == direct.epoch_end / fit.loss_floor
+    a, b, d = reshuffling.relative_orders(ds.X, ds.y, base.batch_size)
+    mL = ds.n / base.batch_size * float(torch.linalg.eigvalsh(fit.hessian).max())
+    assert got.all_steps == pytest.approx(b * base.lr**2, rel=5 * base.lr * mL)
+    assert got.epoch_end == pytest.approx(a * base.lr**3 + d * base.lr**2, rel=5 * base.lr * mL)
+    assert got.all_steps < 0.1 * sgd_floor.baseline_split(base)[1]  # O(η²) against independent draws' O(η)
+
+
 def test_reshuffled_theory_against_the_engine(d2l):
     """The closed form against sgd_floor's measured reshuffled excess, within 5 standard errors and the approximation.
 

@@ -1,8 +1,10 @@
 """Report tables and the reproducibility appendix: built from results, never typed."""
 
+import dataclasses
 import itertools
 import json
 
+import pytest
 import torch
 from bounds import drift
 
@@ -55,6 +57,30 @@ def test_implementation_gap_is_the_largest_parameter_difference():
     # the same steps, up to float32 rounding: bounds.py's drift model, 4 ulps of |θ| ≤ 4.2 (as test_engine's)
     assert tables.implementation_gap(result) < drift(4.2, torch.float32, 4)
     assert tables.implementation_gap(result, "scratch", "scratch") == 0.0
+
+
+def test_implementation_gap_bound_is_the_drift_model_and_can_fail():
+    """The bound chapter 1 prints: bounds.py's drift, GAP_ULPS ulps of the largest |θ|; the gap lies below it,
+    and a history with one parameter moved by the bound does not."""
+    result = ex.baseline(ex.RunConfig(epochs=5))
+    h = result.history
+    largest = float(h[["w1", "w2", "b"]].abs().to_numpy().max())
+    bound = tables.implementation_gap_bound(result)
+    assert bound == drift(largest, torch.float32, tables.GAP_ULPS)
+    assert tables.implementation_gap(result) < bound
+    moved = h.copy()
+    moved.loc[moved.implementation == "concise", "b"] += bound
+    assert tables.implementation_gap(dataclasses.replace(result, history=moved)) >= bound
+
+
+def test_excess_factor_per_epoch_is_the_geometric_mean_ratio():
+    result = ex.baseline(ex.RunConfig(epochs=6))
+    excess = [tables.loss_over_floor(result, e) - 1 for e in range(7)]
+    assert tables.excess_factor_per_epoch(result, 2, 6) == pytest.approx((excess[6] / excess[2]) ** 0.25, rel=1e-15)
+    # far above the floor the run follows full-batch GD: at most ρ² per step, ρ = 1 − ημ (@thm-linear-rate)
+    curv = steepest.curvature(steepest.CurvatureConfig(baseline_epochs=2)).constants.set_index("name").loc["baseline"]
+    per_epoch = (1 - result.config.lr * curv.mu) ** (2 * -(-data.NUM_EXAMPLES // result.config.batch_size))
+    assert tables.excess_factor_per_epoch(result, 0, 6) < per_epoch
 
 
 def test_conventions_move_L_by_the_loss_scale_and_keep_eta_L():

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from . import engine, experiments, sampling, theory
+from . import engine, experiments, reshuffling, sampling, theory
 from ._lazy import torch
 from .article_log import checked
 from .cache import cached
@@ -233,3 +233,20 @@ def baseline_split(base: experiments.RunConfig) -> tuple[float, float]:
     """The baseline's remaining gap, split: (full-batch GD's gap after the same steps, SGD's own predicted excess)."""
     split = baseline_gap_split(base)
     return split.gd_gap, split.sgd_noise
+
+
+@cached
+def baseline_reshuffled(base: experiments.RunConfig) -> reshuffling.ReshuffledExcess:
+    """SGD's own floor for the baseline's sampling (reshuffled batches), relative to the loss floor.
+
+    reshuffling.reshuffled_excess (every batch curvature replaced by H, the bias at leading order) at the
+    baseline's η and B on the article's data; each field divided by the floor. `baseline_split`'s sgd_noise is
+    the same quantity for independent draws. Cached: chapter 1 reads it back without torch.
+    """
+    ds, _, _ = experiments.article_start(base.seed)
+    X, y = ds.X.double(), ds.y.double()
+    fit = theory.least_squares(X, y, bias=True)
+    Xa = engine.augment(X, True)
+    r = reshuffling.reshuffled_excess(Xa, Xa @ fit.theta - y, base.batch_size, base.lr)
+    f = fit.loss_floor
+    return reshuffling.ReshuffledExcess(r.eta, r.epoch_end / f, r.all_steps / f, r.bias / f)

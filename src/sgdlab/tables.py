@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .data import NUM_EXAMPLES
@@ -66,6 +67,26 @@ def implementation_gap(result: BaselineResult, first: str = "scratch", second: s
     return float((h.loc[first] - h.loc[second]).abs().to_numpy().max())
 
 
+GAP_ULPS = 4  # the trajectory model of tests/bounds.py: two roundings of the same steps stay a few ulps apart
+
+
+def implementation_gap_bound(result: BaselineResult, ulps: int = GAP_ULPS) -> float:
+    """The float32 rounding bound that `implementation_gap` is held to: `ulps` units in the last place
+    (float32's eps each) of the largest |parameter| at any epoch end of the run.
+
+    The gap itself is rounding, and its digits change with the CPU's kernel dispatch: the text prints
+    only this bound.
+    """
+    h = result.history[["w1", "w2", "b"]]
+    return ulps * float(np.finfo(np.float32).eps) * float(h.abs().to_numpy().max())
+
+
+def excess_factor_per_epoch(result: BaselineResult, first: int, last: int, implementation: str = "scratch") -> float:
+    """The mean factor per epoch by which the run's loss over the floor shrank from epoch `first` to `last`."""
+    start, end = (loss_over_floor(result, e, implementation) - 1 for e in (first, last))
+    return (end / start) ** (1 / (last - first))
+
+
 def conventions(curv: CurvatureResult, n: int = NUM_EXAMPLES) -> pd.DataFrame:
     """One update, several loss conventions: L and 2/L move by 2 or n, η·L (what decides stability) does not.
 
@@ -89,40 +110,90 @@ def conventions(curv: CurvatureResult, n: int = NUM_EXAMPLES) -> pd.DataFrame:
                         index=pd.Index([t(r[0]) for r in rows], name=t("problem")))
 
 
-NOTATION = [  # symbol, meaning (Markdown, math in $…$): one meaning each, across the book; words-zh.yml has each
-    (r"$n$, $p$", r"number of examples; number of parameters ($b$'s column of ones included)"),
-    (r"$x_i$, $y_i$, $X$", r"example $i$'s input row (with its 1 for $b$) and label; the $n \times p$ matrix of rows"),
-    (r"$\theta$, $\theta^*$, $\theta_\text{true}$",
-     r"parameters $(w, b)$; the least-squares minimiser; the parameters that made the labels"),
-    (r"$\ell$, $f$, $f_i$, $f^*$",
-     r"the training loss (chapter 3 calls any loss $f$); one example's loss; the least loss, the floor"),
+NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, one meaning each; words-zh.yml has each
+    (r"$n$", r"the number of examples"),
+    (r"$p$", r"the number of parameters ($b$'s column of ones included)"),
+    (r"$x_i$", r"example $i$'s input row, with its 1 for $b$"),
+    (r"$y_i$", r"example $i$'s label"),
+    (r"$y$", r"the vector of the $n$ labels"),
+    (r"$X$", r"the $n \times p$ matrix of the rows $x_i^\top$"),
+    (r"$m$", r"the labels' mean: $y = m + \varepsilon$, $m \in \mathbb{R}^n$"),
+    (r"$\varepsilon$", r"the label noise $y - m$"),
+    (r"$\sigma$", r"the standard deviation of the label noise"),
+    (r"$w$", r"a linear model's weights (one number on the toy)"),
+    (r"$b$", r"a linear model's bias"),
+    (r"$\theta$", r"all parameters, $(w, b)$"),
+    (r"$\theta^*$", r"the least-squares minimiser"),
+    (r"$w^*$", r"the least-squares weight of the toy"),
+    (r"$\theta_\text{true}$", r"the parameters that made the labels"),
+    (r"$\ell$", r"the training loss of chapters 1 and 2 (D2L's has the ½, the toy's not)"),
+    (r"$f$", r"the loss being minimised (chapter 3: any differentiable loss)"),
+    (r"$f_i$", r"one example's loss"),
+    (r"$f^*$", r"the least loss, the floor"),
     (r"$\gamma$", r"the scale of a squared loss $f = (\gamma/n)\lVert X\theta - y\rVert^2$: ½ (D2L), 1 (the toy)"),
-    (r"$r_i$", r"residual at the optimum, $x_i^\top\theta^* - y_i$"),
-    (r"$\varepsilon$, $\sigma$", r"label noise; its standard deviation"),
+    (r"$r_i$", r"the residual at the optimum, $x_i^\top\theta^* - y_i$"),
+    (r"$r_i(\theta_k)$", r"the residual at an iterate, $x_i^\top\theta_k - y_i$"),
     (r"$P$", r"the orthogonal projection onto the columns of $X$"),
-    (r"$H$, $H_B$", r"the Hessian of the loss at hand, $(2\gamma/n)X^\top X$ for a squared loss; of a batch's loss"),
-    (r"$L$, $\mu$, $\kappa$", r"$\lambda_{\max}(H)$ (smoothness), $\lambda_{\min}(H)$ (strong convexity), $L/\mu$"),
-    (r"$L_B$", r"the largest curvature of a mini-batch's mean loss"),
-    (r"$\lambda_i$, $v_i$, $\zeta_i$",
-     r"eigenvalues and unit eigenvectors of $H$; the coordinates of $\theta_0 - \theta^*$ along the $v_i$"),
-    (r"$\eta$, `lr`", r"the step on the mean loss of a batch; the code's learning rate (the toy steps lr/10)"),
-    (r"$B$, $\mathcal{B}$", r"batch size; a batch"),
-    (r"$g$, $g_B$", r"a stochastic gradient; the mini-batch gradient"),
+    (r"$H$", r"the Hessian of the loss at hand: $(2\gamma/n)X^\top X$ for a squared loss"),
+    (r"$H_i$", r"example $i$'s curvature $x_i x_i^\top$ (on D2L's ½-loss $H$ is their mean)"),
+    (r"$H_B$", r"the Hessian of one batch's mean loss"),
+    (r"$L$", r"$\lambda_{\max}(H)$, the smoothness constant"),
+    (r"$\mu$", r"$\lambda_{\min}(H)$, the strong-convexity constant"),
+    (r"$\kappa$", r"the condition number $L/\mu$"),
+    (r"$L_B$", r"$\lambda_{\max}(H_B)$: the largest curvature of one batch's mean loss"),
+    (r"$L_{\max}$",
+     r"the largest $L_B$ over a set of batches, always named (e.g. over all batches drawn with replacement: "
+     r"$\max_i \lVert x_i\rVert^2$ on the ½-loss)"),
+    (r"$\lambda_i$", r"the eigenvalues of $H$"),
+    (r"$v_i$", r"the unit eigenvectors of $H$"),
+    (r"$\zeta_i$", r"the coordinates of $\theta_0 - \theta^*$ along the $v_i$"),
+    (r"$\eta$", r"the step on the mean loss of a batch"),
+    (r"`lr`", r"the code's learning rate (the toy steps lr/10)"),
+    (r"$B$", r"the batch size"),
+    (r"$\mathcal{B}$", r"a batch"),
+    (r"$g$", r"a stochastic gradient"),
+    (r"$g_B$", r"a mini-batch's mean gradient"),
     (r"$\xi$", r"gradient noise $g - \nabla f$ ($\xi_B$: a batch's mean gradient at $\theta^*$, where $\nabla f = 0$)"),
     (r"$\Sigma_1$", r"the covariance of one example's gradient at $\theta^*$"),
-    (r"$e$, $\delta$", r"the error $w - w^*$ (a scalar: the toy); $\theta - \theta^*$ (a vector)"),
-    (r"$a_i$, $c_i$", r"one toy step $e \leftarrow a_i e + c_i$: factor $1 - 2\eta x_i^2$, push $-2\eta x_i r_i$"),
-    (r"$A(\eta)$, $c(\pi)$",
-     r"one toy epoch in the order $\pi$: $e \leftarrow A(\eta)\,e + c(\pi)$, $A(\eta) = \prod_i a_i$"),
+    (r"$\operatorname{Var}$",
+     r"of a random vector: $\operatorname{Var}[g] = \mathbb{E}\lVert g - \mathbb{E}g\rVert^2 = "
+     r"\operatorname{tr}\operatorname{Cov}(g)$ (of a number, its variance)"),
+    (r"$e$", r"the toy's error $w - w^*$, a number"),
+    (r"$\delta$", r"the error $\theta - \theta^*$, a vector"),
+    (r"$a_i$", r"a toy step's factor in $e \leftarrow a_i e + c_i$: $1 - 2\eta x_i^2$"),
+    (r"$c_i$", r"a toy step's push in $e \leftarrow a_i e + c_i$: $-2\eta x_i r_i$"),
+    (r"$A(\eta)$", r"a toy epoch's factor in $e \leftarrow A(\eta)\,e + c(\pi)$: $\prod_i a_i$"),
+    (r"$c(\pi)$",
+     r"an epoch's push in the order $\pi$ (a vector $c$ for $\delta$ in chapter 2's reshuffled closed form)"),
     (r"$C$", r"the stationary covariance of $\delta$ under constant-step SGD"),
     (r"$\mathcal{T}_\eta$", r"the map of $\mathbb{E}\,\delta\delta^\top$ over one SGD step (independent batches)"),
-    (r"$d$, $h$", r"a unit direction; a short step length along it"),
+    (r"$\mathcal{A}$", r"the first-order part of $\mathcal{T}_\eta$: $\mathcal{A}(C) = HC + CH$"),
+    (r"$\mathcal{K}$",
+     r"the second-order part of $\mathcal{T}_\eta = I - \eta\mathcal{A} + \eta^2\mathcal{K}$: "
+     r"$\mathcal{K}(C) = \mathbb{E}[H_B C H_B]$"),
+    (r"$\vartheta$", r"a generalised eigenvalue, $\mathcal{K}V = \vartheta\mathcal{A}V$"),
+    (r"$d$", r"a unit direction"),
+    (r"$h$", r"a short step length along a direction"),
+    (r"$\upsilon$", r"a change of a rescaled coordinate $s_j\theta_j$ (diagonal preconditioning)"),
+    (r"$\omega(\eta)$",
+     r"the remainder in $f(\theta - \eta\nabla f) = f(\theta) - \eta\lVert\nabla f\rVert^2 + \omega(\eta)$"),
     (r"$\rho$", r"the contraction factor of the error per gradient step"),
-    (r"$\nu$, $\nu_G$, $M$, $M_V$", r"the constants of Bottou, Curtis and Nocedal's fixed-step theorem"),
-    (r"$\operatorname{Var}[g]$",
-     r"of a random vector: $\mathbb{E}\lVert g - \mathbb{E}g\rVert^2 = \operatorname{tr}\operatorname{Cov}(g)$"),
-    (r"$\alpha$, $\beta$", r"the heavy ball's step and momentum"),
-    (r"$\Lambda$, $\tau$", r"the features' covariance (double descent); a ridge penalty"),
+    (r"$\nu$",
+     r"Bottou, Curtis and Nocedal's alignment constant: $\nabla f^\top\mathbb{E}\,g \ge \nu\lVert\nabla f\rVert^2$"),
+    (r"$\nu_G$", r"their bound on the mean gradient: $\lVert\mathbb{E}\,g\rVert \le \nu_G\lVert\nabla f\rVert$"),
+    (r"$M$", r"the constant part of their noise bound $\operatorname{Var}[g] \le M + M_V\lVert\nabla f\rVert^2$"),
+    (r"$M_V$", r"the factor of $\lVert\nabla f\rVert^2$ in that noise bound"),
+    (r"$M_G$", r"$M_V + \nu_G^2$, in their step limit $\eta \le \nu/(L M_G)$"),
+    (r"$t_0$", r"the offset of the Robbins–Monro step $\eta_t = \eta\,t_0/(t_0 + t)$"),
+    (r"$T_0$", r"the epoch from whose end Polyak–Ruppert averaging starts: the mean $\bar w^{(T_0)}_T$ up to step $T$"),
+    (r"$\alpha$", r"the heavy ball's step"),
+    (r"$\beta$", r"the heavy ball's momentum"),
+    (r"$\Lambda$", r"the features' covariance (double descent)"),
+    (r"$\tau$", r"a ridge penalty"),
+    (r"$O(\cdot)$",
+     r"a quantity is $O(\eta^k)$ when its absolute value is at most a fixed multiple of $\eta^k$ for all small $\eta$"),
+    (r"$o(\cdot)$",
+     r"a quantity is $o(h)$ when its ratio to $h$ tends to 0 as $h \to 0$"),
     (r"$\operatorname{eps}$", r"float32's machine epsilon: $1 + \operatorname{eps}$ is the next float32 above 1"),
 ]
 
