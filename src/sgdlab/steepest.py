@@ -319,9 +319,9 @@ class RateResult:
     def table(self) -> pd.DataFrame:
         """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), "ρ² (bound)": r.predicted.map(num).to_numpy(),
+        return pd.DataFrame({"ρ²": r.predicted.map(num).to_numpy(),
                              "measured": [within(m, b) for m, b in zip(r.measured, r.measured_bound, strict=True)],
-                             "at step": r.measured_step.map(num).to_numpy(),
+                             "step k": r.measured_step.map(num).to_numpy(),
                              f"steps to {num(self.config.reduction, '.1e')}": r.steps_to_reduction.map(num).to_numpy()},
                             index=pd.Index(r.run, name="step size"))
 
