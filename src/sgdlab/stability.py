@@ -217,7 +217,7 @@ class StabilityResult:
     def _final_error(self, row) -> str:
         """A converging run's error once A^E·|e₀| is below float64 rounding is rounding: printed as its bound."""
         if 0 <= row.final_bound and row.final_error <= row.final_bound:  # a floor exists (|P| < 1), and covers it
-            return f"below {num(row.final_bound, '.0e')} (rounding)"
+            return f"below {num(row.final_bound, '.1e')} (rounding)"
         return num(row.final_error, ".1e")
 
     def rounding_floor(self, eta: float) -> float:
