@@ -196,9 +196,13 @@ def test_with_replacement_expectations_over_every_sequence(edges):
     assert r.loc[0.16, "lyapunov"] < 0 < r.loc[0.25, "lyapunov"]  # either side of the reshuffled edge
 
 
-def test_baseline_edges_sit_between_two_over_LB_and_two_over_L(edges):
+def test_baseline_edges_sit_between_two_over_Lmax_and_two_over_L(edges):
+    """The mean-square edge (with replacement) lies above 2/L_max over every batch drawn with replacement."""
     b = edges.baseline.set_index("batch_size")
-    assert (b.two_over_LB < b.edge).all() and (b.edge < b.two_over_L).all()
+    assert (b.two_over_Lmax_replacement < b.edge).all() and (b.edge < b.two_over_L).all()
+    # a batch drawn with replacement can be B copies of the largest-norm example: no better than seed 20's order
+    assert (b.two_over_Lmax_replacement <= b.two_over_Lmax_reshuffled).all()
+    assert b.loc[1, "two_over_Lmax_replacement"] == b.loc[1, "two_over_Lmax_reshuffled"]  # B = 1: the same batches
     assert b.loc[1, "edge"] < b.loc[10, "edge"]  # larger batches average the curvature: a wider stable range
 
 
@@ -280,3 +284,18 @@ def test_gradient_step_minimises_the_local_model(seed, p, eta_L):
         assert r.decrease >= r.promised - 1e-12 * scale
     else:
         assert r.above_exact < 0 and r.above < 0  # along the top eigenvector the model dips below f
+
+
+def test_replacement_batch_curvature_is_the_worst_multiset():
+    """max_i 2c‖x_i‖² against λ_max of every batch of B examples drawn with replacement, enumerated (small data)."""
+    gen = torch.Generator().manual_seed(3)
+    q = taylor.Quadratic(torch.randn(6, 2, generator=gen, dtype=torch.float64),
+                         torch.zeros(6, dtype=torch.float64), True, "half")
+    worst = stability.replacement_batch_curvature(q)
+    for B in (1, 2, 3):
+        batches = torch.tensor(list(itertools.combinations_with_replacement(range(q.n), B)))
+        Xb = q.Xa[batches]  # (batches, B, p)
+        lam = torch.linalg.eigvalsh(2 * q.c * Xb.transpose(1, 2) @ Xb / B)[:, -1]
+        # the eigenvalue solver errs by a few ulps of ‖H_B‖ (backward stable): 8·p·eps relative
+        assert float(lam.max()) == pytest.approx(worst, rel=8 * q.Xa.shape[1] * EPS)
+    assert worst == pytest.approx(float((q.Xa**2).sum(1).max()), rel=4 * EPS)  # c = ½: max ‖x_i‖²

@@ -311,12 +311,15 @@ def test_sweep_converges_below_two_over_L_and_diverges_above():
 
 def test_linear_rate_measured_against_predicted():
     r = steepest.rate()
-    # ρ² bounds the contraction of the excess; the last measured ratio e_{k+1}/e_k is taken while e_k/e_0 is above
-    # the floor (RateConfig.floor), where its float64 rounding is below 4u·e_0/e_k ≤ 4u/floor relative; the
-    # slowest mode dominates by then, so the ratio is within 10 % of ρ² (the next eigenvalue's share has decayed)
-    floor = steepest.RateConfig().floor
+    # ρ² bounds the contraction of the excess; the measured ratio e_{k+1}/e_k is read where its float64 rounding
+    # bound (roundoff) is at most ratio_precision of it, so it exceeds ρ² by at most that bound; the slowest mode
+    # dominates by then, so the ratio is within 10 % of ρ² (the next eigenvalue's share has decayed)
+    precision = steepest.RateConfig().ratio_precision
     for run in r.rates.itertuples():
-        assert 0.9 * run.predicted <= run.measured <= run.predicted * (1 + 4 * U64 / floor)
+        assert run.measured_bound <= precision * run.measured
+        assert 0.9 * run.predicted <= run.measured <= run.predicted + run.measured_bound
+        # the next step's ratio is past the precision: the step read is the last one the bound allows
+        assert run.measured_step + 1 < steepest.RateConfig().steps
     # ρ from gd_contraction (1 − ηλ with λ = μ or L, a few roundings) against 1 − 1/κ and (κ−1)/(κ+1): γ₆ relative,
     # with the cancellation 1/ρ of 1 − ηλ
     rates = r.rates.set_index("run")
@@ -423,3 +426,15 @@ def test_figures_and_tables_build(name):
             assert len(table.columns) <= 5
             assert _pipe_table_width(table) <= 72  # wider, and Pandoc gives every column the same width
             assert all(isinstance(v, str) for v in table.to_numpy().ravel())  # formatted in the package
+
+
+def test_gd_step_counts_differ_by_their_start_only():
+    """§3.6.1 (norms, from (1.5, 1)) and the momentum table (from (2, 0)) count GD steps at η = 1/L on the toy
+    w·x + b from different starts: the engine's GD from the momentum table's start gives its count."""
+    from sgdlab import norms, updates
+
+    fast = updates.momentum()
+    assert fast.start == (2.0, 0.0)
+    same = norms.norms(norms.NormsConfig(toy_start=fast.start))
+    assert same.gd_steps["toy w·x + b, GD, η = 1/L"] == fast.summary()["steps_to_tol"]["GD, η = 1/L"]
+    assert norms.norms().config.toy_start != fast.start

@@ -60,12 +60,15 @@ def _noise(q: Quadratic, params: torch.Tensor, orders: torch.Tensor, batch_size:
     return g - (theta @ q.hessian - 2 * q.c * q.y @ q.Xa / q.n)  # ∇f = Hθ − (2c/n)Xaᵀy: no (T, K, n) product
 
 
-def _lag_one(eps: torch.Tensor, steps_per_epoch: int) -> tuple[float, float, float, float]:
+def _lag_one(eps: torch.Tensor, steps_per_epoch: int, later: torch.Tensor | None = None
+             ) -> tuple[float, float, float, float]:
     """Mean ε_tᵀε_{t+1} / mean ‖ε_t‖² and its standard error, for pairs inside an epoch and across an epoch's end.
 
+    later: the second factor's noise per step, (T, K, p), if not eps itself (e.g. taken at the previous θ).
     The standard error treats the runs as independent and a run's pairs as one sample each (its mean).
     """
-    dots = (eps[:-1] * eps[1:]).sum(-1)  # (T − 1, K)
+    later = eps if later is None else later
+    dots = (eps[:-1] * later[1:]).sum(-1)  # (T − 1, K)
     within = (torch.arange(1, eps.shape[0]) % steps_per_epoch) != 0  # step t+1 is not an epoch's first
     scale = float((eps**2).sum(-1).mean())
     out = []
@@ -73,6 +76,28 @@ def _lag_one(eps: torch.Tensor, steps_per_epoch: int) -> tuple[float, float, flo
         per_run = pairs.mean(0) / scale
         out += [float(per_run.mean()), float(per_run.std() / per_run.numel() ** 0.5)]
     return tuple(out)
+
+
+def _lag_one_first(eps: torch.Tensor, later: torch.Tensor, steps_per_epoch: int) -> tuple[float, float]:
+    """_lag_one's ratio over the pairs that open an epoch only (steps 1 and 2), normalised by their first noise.
+
+    There θ_t is independent of the epoch's permutation, the premise of @eq-steepest-lag's fixed-θ value.
+    """
+    first = (torch.arange(eps.shape[0] - 1) % steps_per_epoch) == 0
+    dots = (eps[:-1] * later[1:]).sum(-1)[first]  # (epochs, K)
+    per_run = dots.mean(0) / float((eps[:-1] ** 2).sum(-1)[first].mean())
+    return float(per_run.mean()), float(per_run.std() / per_run.numel() ** 0.5)
+
+
+def previous_point_noise(q: Quadratic, params: torch.Tensor, orders: torch.Tensor, batch_size: int
+                         ) -> torch.Tensor:
+    """Each step's batch noise taken at the previous step's θ, (T, K, p): g_{t+1}(θ_t) − ∇f(θ_t) at row t + 1.
+
+    Paired with ε_t = g_t(θ_t) − ∇f(θ_t), both noises are at one fixed θ_t, the draw of step t + 1
+    is the run's own: the fixed-θ lag-one correlation on the run's draws and iterates (row 0 holds θ_0's).
+    """
+    previous = torch.cat([params[:1], params[:-2]])  # (T, p, K): θ_{t−1} for step t (θ_0 for t = 0), + a last row
+    return _noise(q, torch.cat([previous, params[-1:]]), orders, batch_size)
 
 
 def _toy_lemma(q: Quadratic, params: torch.Tensor, orders: torch.Tensor, sampling: str, eta: float
@@ -125,7 +150,11 @@ class SamplingResult:
     """Lag-one noise correlation per problem and sampling; the toy's lemma check per position in an epoch."""
 
     config: SamplingConfig
-    correlation: pd.DataFrame  # problem, sampling, n, batch_size, within(_se), across(_se), predicted
+    # problem, sampling, n, batch_size, within(_se), across(_se), predicted; within_fixed(_se): the within-epoch
+    # ratio with both noises at step t's θ (previous_point_noise), on the same runs and draws; moving(_se):
+    # within − within_fixed, what the iterate's move between the two steps adds, its se from the runs;
+    # fixed_first(_se): the fixed-θ ratio over each epoch's first pair only, where θ does not depend on the order
+    correlation: pd.DataFrame
     toy_lemma: pd.DataFrame  # sampling, position, fails, excess_over_bound
 
     def summary(self) -> dict:
@@ -150,6 +179,18 @@ class SamplingResult:
                             index=pd.Index([t("{}, {}").format(t(p), t(s))
                                             for p, s in zip(c.problem, c.sampling, strict=True)],
                                            name=t("problem, sampling")))
+
+    def z(self, problem: str, column: str, against: float = 0.0) -> float:
+        """(value − against) / se of a reshuffled row's column (within, within_fixed, moving, fixed_first), in se's."""
+        r = self.correlation.set_index(["problem", "sampling"]).loc[(problem, "reshuffled")]
+        return float((r[column] - against) / r[f"{column}_se"])
+
+    def lemma_table(self) -> pd.DataFrame:
+        """The toy's lemma check: per sampling and position in an epoch, the share of steps whose exact
+        E[f(θ_{t+1}) | past] exceeds the bound of the expected-descent lemma, over every run and epoch."""
+        cols = {t("step {}").format(j): [f"{100 * self.fails(s, j):.0f} %" for s in SAMPLINGS]
+                for j in sorted(self.toy_lemma.position.unique())}
+        return pd.DataFrame(cols, index=pd.Index([t(s) for s in SAMPLINGS], name=t("sampling")))
 
     def fails(self, sampling: str, position: int) -> float:
         t = self.toy_lemma
@@ -179,9 +220,16 @@ def sampling(config: SamplingConfig = SamplingConfig()) -> SamplingResult:
         for sampling_ in SAMPLINGS:
             orders = orders_for(sampling_, q.n, epochs, runs, data.generator(config.seed, f"{problem}/{sampling_}"))
             params = _runs(q, theta0, lr, divisor, B, orders)
-            within, within_se, across, across_se = _lag_one(_noise(q, params, orders, B), q.n // B)
+            eps = _noise(q, params, orders, B)
+            within, within_se, across, across_se = _lag_one(eps, q.n // B)
+            previous = previous_point_noise(q, params, orders, B)
+            fixed, fixed_se, _, _ = _lag_one(eps, q.n // B, previous)
+            gap, gap_se, _, _ = _lag_one(eps, q.n // B, eps - previous)  # along − fixed, per run: its own se
+            first, first_se = _lag_one_first(eps, previous, q.n // B)
             rows.append({"problem": problem, "sampling": sampling_, "n": q.n, "batch_size": B, "within": within,
                          "within_se": within_se, "across": across, "across_se": across_se,
+                         "within_fixed": fixed, "within_fixed_se": fixed_se, "moving": gap, "moving_se": gap_se,
+                         "fixed_first": first, "fixed_first_se": first_se,
                          "predicted": lag_one_correlation_predicted(q.n, B, sampling_)})
             if problem == "toy w·x":
                 lemma.append(_toy_lemma(q, params, orders, sampling_, lr / divisor))

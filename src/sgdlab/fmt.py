@@ -67,6 +67,12 @@ def or_list(items: Iterable[str]) -> Markdown:
 SIGN = re.compile(r"(?<![\w.)\]])-(?=\.?\d)")
 
 
+def within(x: float, bound: float) -> Markdown:
+    """x to the decimal of bound's leading digit: the digits a value known within ±bound carries."""
+    decimals = max(0, -math.floor(math.log10(bound)))
+    return num(x, f".{decimals}f")
+
+
 def minus_signs(text: str) -> str:
     """Markdown text with each number's hyphen-minus sign written U+2212, outside code and math."""
     parts = re.split(r"(`[^`]*`|\$[^$]*\$)", text)  # odd parts: code spans and formulas, kept

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from . import data, taylor, theory
+from . import data, roundoff, taylor, theory
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
@@ -83,6 +83,7 @@ class LevelSetResult:
     grids: pd.DataFrame
     optima: pd.DataFrame  # panel, x, y, kappa, eta
     max_angle_error: float  # max |angle(∇f, level-set tangent) − 90°| over the path, degrees
+    angle_error_bound: float  # the float64 rounding bound on it at the same points (roundoff.angle_error)
 
     def summary(self) -> dict:
         """Keys: max_angle_error, kappa (per panel), final_loss (per panel)."""
@@ -115,7 +116,8 @@ def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
     b_star = float(base.fit.theta[-1])
     sliced = Quadratic(base.X, base.y - b_star, bias=False, loss="half")  # f(w1, w2, b*): 2-D
     toy, toy0 = taylor.toy_problem(noisy=True, bias=True)
-    paths, grids, optima, angles = [], [], [], []
+    paths, grids, optima, angles, bounds = [], [], [], [], []
+    u = roundoff.unit_roundoff(torch.float64)
     for panel, q, start in (("baseline (w1, w2), b = b*", sliced, theta0[:2]), ("toy (w, b)", toy, toy0)):
         L, mu = curvature_bounds(q.hessian)
         eta = 2 / (mu + L)
@@ -126,6 +128,7 @@ def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
                                    "loss": q.value(theta), "gx": g[:, 0], "gy": g[:, 1]}))
         moving = g.norm(dim=1) > 1e-6 * g[0].norm()  # near θ* the ellipse degenerates to a point
         angles += [abs(_tangent_angle(q, t) - 90) for t in theta[moving]]
+        bounds += [roundoff.angle_error(q, t, u) for t in theta[moving]]
         star = q.fit.theta
         half = 1.1 * float((theta - star).norm(dim=1).max())  # the whole level set through θ0 fits
         axis = [torch.linspace(float(star[i]) - half, float(star[i]) + half, config.grid, dtype=torch.float64)
@@ -136,7 +139,7 @@ def level_sets(config: LevelSetConfig = LevelSetConfig()) -> LevelSetResult:
         grids.append(pd.DataFrame({"panel": panel, "x": gx.flatten(), "y": gy.flatten(), "loss": loss.flatten()}))
         optima.append({"panel": panel, "x": float(star[0]), "y": float(star[1]), "kappa": L / mu, "eta": eta})
     return LevelSetResult(config, pd.concat(paths, ignore_index=True), pd.concat(grids, ignore_index=True),
-                          pd.DataFrame(optima), float(max(angles)))
+                          pd.DataFrame(optima), float(max(angles)), float(max(bounds)))
 
 
 # --------------------------------------------------------------------------- other norms, Newton
@@ -167,6 +170,7 @@ class NormsResult:
     toy_loss0: float  # f(θ0) and f(θ*) of the toy, for its level sets
     toy_floor: float
     newton_error: dict  # problem -> ‖θ0 − H⁻¹∇f(θ0) − θ*‖
+    newton_bound: dict  # problem -> its float64 rounding bound (roundoff.newton_error)
     gd_steps: dict  # "problem, method" -> steps until ‖θ_k − θ*‖ ≤ tolerance·‖θ0 − θ*‖
 
     def summary(self) -> dict:
@@ -191,7 +195,7 @@ def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
     base, base0 = taylor.baseline_problem(config.seed)
     toy, _ = taylor.toy_problem(noisy=True, bias=True)
     toy0 = torch.tensor(config.toy_start, dtype=torch.float64)
-    directions, errors, newton_error, gd_steps = [], [], {}, {}
+    directions, errors, newton_error, newton_bound, gd_steps = [], [], {}, {}, {}
     for problem, q, theta0 in (("baseline", base, base0), ("toy w·x + b", toy, toy0)):
         g, H = q.gradient(theta0), q.hessian
         Hinv_g = torch.linalg.solve(H, g)
@@ -211,6 +215,7 @@ def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
                                         "error": dist[:, k]}))
             gd_steps[f"{problem}, {method}"] = first_below(dist[:, k], config.tolerance * dist[0, k])
         newton_error[problem] = float((newton_step(q, theta0) - star).norm())
+        newton_bound[problem] = roundoff.newton_error(q, theta0, roundoff.unit_roundoff(torch.float64))
         errors.append(pd.DataFrame({"problem": problem, "method": "Newton", "step": [0, 1],
                                     "error": [float((theta0 - star).norm()), newton_error[problem]]}))
     star = toy.fit.theta
@@ -221,7 +226,7 @@ def norms(config: NormsConfig = NormsConfig()) -> NormsResult:
     grid = pd.DataFrame({"w": gw.flatten(), "b": gb.flatten(), "loss": loss.flatten()})
     return NormsResult(config, pd.DataFrame(directions), pd.concat(errors, ignore_index=True), grid,
                        tuple(toy0.tolist()), tuple(star.tolist()), tuple(map(tuple, toy.hessian.tolist())),
-                       float(toy.value(toy0)), toy.fit.loss_floor, newton_error, gd_steps)
+                       float(toy.value(toy0)), toy.fit.loss_floor, newton_error, newton_bound, gd_steps)
 
 
 # --------------------------------------------------------------------------- SGD: descent in expectation

@@ -22,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from . import article_log, data, engine, sampling, sgd_floor, taylor
+from . import article_log, data, engine, roundoff, sampling, sgd_floor, taylor
 from ._lazy import torch
 from .cache import cached
 from .fmt import num
@@ -134,6 +134,16 @@ def operator_edge(H: torch.Tensor, M4: torch.Tensor, batch_size: int) -> float:
     return float(1 / torch.linalg.eigvalsh(scaled).max())
 
 
+def replacement_batch_curvature(q: taylor.Quadratic) -> float:
+    """L_max over every batch drawn with replacement, for any batch size B: max_i 2c‖x_i‖².
+
+    A batch drawn with replacement may be B copies of one example, whose H_B = 2c·x_i x_iᵀ has
+    λ_max = 2c‖x_i‖²; no batch does worse, because λ_max of the mean (1/B)Σ H_i is at most the mean of
+    the λ_max(H_i) (λ_max is convex). On D2L's ½-loss (c = ½) this is max_i ‖x_i‖², x_i with its 1.
+    """
+    return float(taylor.per_sample_curvature(q).max())
+
+
 # --------------------------------------------------------------------------- the edges, checked on the engine
 
 
@@ -156,30 +166,45 @@ class StabilityResult:
     """The edges (exact) and what the engine made of runs on either side of them."""
 
     config: StabilityConfig
-    toy_edges: pd.DataFrame  # edge, eta: 2/L_B, mean square (with replacement), reshuffled, 2/L
+    toy_edges: pd.DataFrame  # edge, eta: 2/L_max (B = 1: any sampling), mean square (with replacement), reshuffled, 2/L
     window: tuple[float, float]  # the second interval of |P(η)| < 1
-    # eta, P, factor_min/max (every epoch's e_end/e_start, float64), diverged_runs, diverged_step (float32), final_error
+    # eta, P, factor_min/max (every epoch's e_end/e_start, float64), diverged_runs, diverged_step (float32),
+    # final_error; final_bound: where |P| < 1, |P|^E·|e₀| plus the float64 rounding floor (clean_toy_floor), else −1
     reshuffled: pd.DataFrame
     # eta, factor (E a²), exact_ratio (E e_t²/e_0²), engine_ratio, lyapunov, engine_lyapunov, shrunk_share
     replacement: pd.DataFrame
-    baseline: pd.DataFrame  # batch_size, edge, two_over_L, two_over_LB
+    # batch_size, edge, two_over_L; 2/L_max over the batches of the seed's order (reshuffled) and over every
+    # batch drawn with replacement (B copies of the largest-norm example)
+    baseline: pd.DataFrame
 
     def edge(self, name: str) -> float:
-        return float(self.toy_edges.set_index("edge").eta[name])
+        """The toy's edge by name; "2/L_B", chapter 2's name for it, is the toy's 2/L_max (B = 1)."""
+        return float(self.toy_edges.set_index("edge").eta[{"2/L_B": "2/L_max"}.get(name, name)])
 
     def baseline_edge(self, batch_size: int, column: str = "edge") -> float:
         return float(self.baseline.set_index("batch_size")[column][batch_size])
 
     def edges_table(self) -> pd.DataFrame:
-        """The edges side by side: the toy (B = 1) and D2L's data (B = 1 and the article's B), one row per criterion."""
+        """The edges side by side: the toy (B = 1) and D2L's data (B = 1 and the article's B), grouped by sampling.
+
+        Each sampling's 2/L_max is over the batches that sampling can draw: with replacement, every
+        batch (the worst is B copies of the largest-norm example); reshuffled, the batches of the seed's
+        order (for B = 1 every order has the same batches, the single examples).
+        """
         b = self.baseline.set_index("batch_size")
-        cols = {t("toy w·x, B = 1"): [num(v, ".4f") for v in self.toy_edges.eta]}  # the four edges, in order
+        toy = self.toy_edges.set_index("edge").eta
+        cols = {t("toy w·x, B = 1"): [num(v, ".4f") for v in (toy["2/L_max"], toy["mean square, with replacement"],
+                                                               toy["reshuffled"], toy["2/L_max"], toy["reshuffled"],
+                                                               toy["2/L"])]}
         for B in b.index:
-            cols[t("D2L's data, B = {}").format(B)] = [num(b.two_over_LB[B], ".4f"), num(b.edge[B], ".4f"), "—",
-                                           num(b.two_over_L[B], ".4f")]
-        rows = ["2/L_B: each step lowers its own batch's loss", "E‖δ‖² bounded, with replacement",
-                "convergence, reshuffled (and a.s. with replacement)", "2/L: the full batch"]
-        return pd.DataFrame(cols, index=pd.Index([t(r) for r in rows], name=t("edge of")))
+            cols[t("D2L's data, B = {}").format(B)] = [
+                num(b.two_over_Lmax_replacement[B], ".4f"), num(b.edge[B], ".4f"), "—",
+                num(b.two_over_Lmax_reshuffled[B], ".4f"), "—", num(b.two_over_L[B], ".4f")]
+        rows = [t("replacement: 2/L_max, all batches"), t("replacement: E‖δ‖² bounded"),
+                t("replacement: a.s. convergence"),
+                t("reshuffled: 2/L_max, seed {}'s order").format(self.config.seed), t("reshuffled: convergence"),
+                t("full batch: 2/L")]
+        return pd.DataFrame(cols, index=pd.Index(rows, name=t("edge of")))
 
     def reshuffled_table(self) -> pd.DataFrame:
         """Reshuffled runs on the clean toy: the exact epoch factor, every epoch's measured one, the float32 flags."""
@@ -190,8 +215,18 @@ class StabilityResult:
         return pd.DataFrame({t("A(η) exact"): r.P.map(lambda v: num(v, ".6f")).to_numpy(),
                              t("every epoch, engine"): same,
                              t("runs flagged"): [t("{0} of {1}").format(d, self.config.runs) for d in r.diverged_runs],
-                             t("largest final error"): r.final_error.map(lambda v: num(v, ".1e")).to_numpy()},
+                             t("largest final error"): [self._final_error(row) for row in r.itertuples()]},
                             index=pd.Index(r.eta.map(num), name="η"))
+
+    def _final_error(self, row) -> str:
+        """A converging run's error once A^E·|e₀| is below float64 rounding is rounding: printed as its bound."""
+        if 0 <= row.final_bound and row.final_error <= row.final_bound:  # a floor exists (|P| < 1), and covers it
+            return t("below {} (rounding)").format(num(row.final_bound, '.1e'))
+        return num(row.final_error, ".1e")
+
+    def rounding_floor(self, eta: float) -> float:
+        """The float64 rounding bound on a reshuffled run's final |w − 1| at this η (reshuffled_etas)."""
+        return float(self.reshuffled.set_index("eta").final_bound[eta])
 
     def replacement_table(self) -> pd.DataFrame:
         """With replacement on the clean toy, over every draw sequence: E e_t² and E log|e_t|/t, exact and engine."""
@@ -230,12 +265,15 @@ def _clean_toy_runs(config: StabilityConfig) -> pd.DataFrame:
                                     **_TOY_SGD)
     e = trajs[torch.float64].epoch_params[:, 0] - 1  # (E + 1, K): w − w*
     flagged = trajs[torch.float32].diverged_step
-    rows = []
+    rows, u = [], roundoff.unit_roundoff(torch.float64)
     for j, eta in enumerate(etas):
         ej, runs = e[:, j * R : (j + 1) * R], flagged[j * R : (j + 1) * R]
         seen = ej[:-1].abs() >= RATIO_FROM
         ratio = (ej[1:] / ej[:-1])[seen]  # every epoch of every order: P(η) if the theory holds
-        rows.append({"eta": eta, "P": float(epoch_factor(Fraction(eta))), "factor_min": float(ratio.min()),
+        P = float(epoch_factor(Fraction(eta)))
+        exact = abs(P) ** config.epochs * 1.0  # e₀ = w₀ − 1 = 1
+        bound = exact + roundoff.clean_toy_floor(eta, data.TOY_X, u) if abs(P) < 1 else -1.0  # −1: none
+        rows.append({"eta": eta, "P": P, "final_bound": bound, "factor_min": float(ratio.min()),
                      "factor_max": float(ratio.max()), "diverged_runs": int((runs >= 0).sum()),
                      "diverged_step": int(runs.max()),  # the last run's flag; -1: no run diverged
                      "final_error": float(ej[-1].abs().max())})
@@ -274,8 +312,10 @@ def _baseline_edges(config: StabilityConfig) -> pd.DataFrame:
     H, M4 = sgd_floor.per_example_moments(q.Xa, q.c)
     L, _ = taylor.curvature_bounds(H)
     orders = data.batch_orders(q.n, config.curvature_epochs, data.generator(config.seed, "order"))
+    worst = replacement_batch_curvature(q)  # the same for every B
     return pd.DataFrame([{"batch_size": B, "edge": operator_edge(H, M4, B), "two_over_L": 2 / L,
-                          "two_over_LB": 2 / float(taylor.batch_curvature(q, orders, B).max())}
+                          "two_over_Lmax_reshuffled": 2 / float(taylor.batch_curvature(q, orders, B).max()),
+                          "two_over_Lmax_replacement": 2 / worst}
                          for B in config.batch_sizes])
 
 
@@ -285,8 +325,8 @@ def stability(config: StabilityConfig = StabilityConfig()) -> StabilityResult:
     toy, _ = taylor.toy_problem(noisy=False, bias=False)
     L, _ = taylor.curvature_bounds(toy.hessian)
     intervals = reshuffled_intervals()
-    edges = pd.DataFrame({"edge": ["2/L_B", "mean square, with replacement", "reshuffled", "2/L"],
-                          "eta": [2 / float(taylor.per_sample_curvature(toy).max()), float(mean_square_edge()),
+    edges = pd.DataFrame({"edge": ["2/L_max", "mean square, with replacement", "reshuffled", "2/L"],
+                          "eta": [2 / replacement_batch_curvature(toy), float(mean_square_edge()),
                                   intervals[0][1], 2 / L]})
     return StabilityResult(config, edges, intervals[1], _clean_toy_runs(config), _replacement_runs(config),
                            _baseline_edges(config))

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from . import data, engine, taylor
+from . import data, engine, roundoff, taylor
 from ._lazy import torch
 from .cache import cached
 from .experiments import ToyConfig
-from .fmt import num
+from .fmt import num, within
 from .i18n import t
 from .taylor import Quadratic
 
@@ -76,7 +76,8 @@ class CurvatureResult:
         c = self.constants.set_index("name")
         rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
                 t("lr (article)"): c.lr, t("step η taken"): c.step, "η·L": c.step * c.L,
-                t("batch size B"): c.batch_size, t("L_B (largest)"): c.batch_curvature, "2/L_B": 2 / c.batch_curvature}
+                t("batch size B"): c.batch_size, t("L_max (largest L_B)"): c.batch_curvature,
+                "2/L_max": 2 / c.batch_curvature}
         table = pd.DataFrame({label: v.map(num) for label, v in rows.items()}).T
         table.columns = [t(LOSS_NAMES[name]) for name in c.index]  # a plain header row: no columns name
         return table.rename_axis(t("quantity"))
@@ -286,7 +287,8 @@ class RateConfig:
 
     seed: int = 20
     steps: int = 40
-    floor: float = 1e-24  # ratios are read while excess/initial > floor (float64 rounding sits near 1e-31)
+    ratio_precision: float = 1e-4  # the ratio e_{k+1}/e_k is read at the last step where float64 rounding can
+    # change it by at most this fraction (roundoff.excess_relative_error of both); the excess's plateau is near 1e-31
     reduction: float = 1e-12  # steps until the excess has shrunk by this factor
     article_reduction: float = 1e-6  # the reduction quoted for the article's lr
 
@@ -297,7 +299,9 @@ class RateResult:
 
     config: RateConfig
     curves: pd.DataFrame
-    rates: pd.DataFrame  # run, eta, rho, predicted (ρ²), measured (last e_{k+1}/e_k), steps_to_reduction
+    # run, eta, rho, predicted (ρ²), measured (e_{k+1}/e_k at measured_step k), measured_bound (its rounding bound,
+    # absolute), steps_to_reduction
+    rates: pd.DataFrame
     L: float
     mu: float
     article_rho: float  # ρ at the article's lr 0.0003 (full batch)
@@ -319,8 +323,9 @@ class RateResult:
     def table(self) -> pd.DataFrame:
         """Predicted against measured contraction, one row per step size, formatted."""
         r = self.rates
-        return pd.DataFrame({"η": r.eta.map(num).to_numpy(), t("ρ² (bound)"): r.predicted.map(num).to_numpy(),
-                             t("measured"): r.measured.map(num).to_numpy(),
+        return pd.DataFrame({"ρ²": r.predicted.map(num).to_numpy(),
+                             t("measured"): [within(m, b) for m, b in zip(r.measured, r.measured_bound, strict=True)],
+                             t("step k"): r.measured_step.map(num).to_numpy(),
                              t("steps to {}").format(num(self.config.reduction, '.1e')):
                                  r.steps_to_reduction.map(num).to_numpy()},
                             index=pd.Index(r.run.map(t), name=t("step size")))
@@ -334,15 +339,19 @@ def rate(config: RateConfig = RateConfig()) -> RateResult:
     runs = {"η = 1/L": 1 / L, "η = 2/(μ+L)": 2 / (mu + L)}
     traj = taylor.full_batch_gd(q, theta0, list(runs.values()), config.steps, dtype=torch.float64)
     e = taylor.excess_curves(q, traj)
-    curves, rates = [], []
+    curves, rates, u = [], [], roundoff.unit_roundoff(torch.float64)
     for k, (run, eta) in enumerate(runs.items()):
         rho = float(taylor.gd_contraction(eta, mu, L))
         steps = np.arange(config.steps + 1)
         curves.append(pd.DataFrame({"run": run, "step": steps, "excess": e[:, k],
                                     "bound": rho ** (2 * steps) * e[0, k]}))  # @thm-linear-rate's guarantee
-        seen = np.flatnonzero(e[1:, k] / e[0, k] > config.floor)  # ratio e_{k+1}/e_k while above the floor
-        rates.append({"run": run, "eta": eta, "rho": rho, "predicted": rho**2,
-                      "measured": float(e[seen[-1] + 1, k] / e[seen[-1], k]),
+        path = traj.epoch_params[:, :, k]  # (E+1, p)
+        rel = roundoff.excess_relative_error(q, path, roundoff.gd_drift(q, path, eta, u), u).numpy()
+        ratio_rel = (rel[:-1] + rel[1:]) * (1 + rel[:-1])  # of e_{k+1}/e_k, both within rel
+        j = int(np.flatnonzero(ratio_rel <= config.ratio_precision)[-1])
+        ratio = float(e[j + 1, k] / e[j, k])
+        rates.append({"run": run, "eta": eta, "rho": rho, "predicted": rho**2, "measured": ratio,
+                      "measured_step": j, "measured_bound": ratio * float(ratio_rel[j]),
                       "steps_to_reduction": taylor.first_below(e[:, k], config.reduction * e[0, k])})
     article_rho = float(taylor.gd_contraction(ARTICLE_LR, mu, L))
     article_steps = math.ceil(math.log(config.article_reduction) / (2 * math.log(article_rho)))

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from . import data, engine, theory
+from . import data, engine, roundoff, theory
 from ._lazy import torch
 from .cache import cached
 
@@ -201,6 +201,7 @@ class DirectionalResult:
     plane_min_angle: float  # argmin angle in the (w1, w2) plane, radians from the w1 axis
     plane_expected_angle: float  # the angle of −(∂f/∂w1, ∂f/∂w2)
     max_error: float  # max |numeric − exact| over both curves
+    error_bound: float  # the float64 rounding bound on that difference (roundoff.central_difference_error)
 
     @property
     def plane_min_degrees(self) -> float:
@@ -227,8 +228,10 @@ def directional(config: DirectionalConfig = DirectionalConfig()) -> DirectionalR
     v = (r - (r @ u) * u) / (r - (r @ u) * u).norm()  # a second axis, orthogonal to u
     circles = {"great circle through −∇f": torch.cos(angles)[:, None] * u + torch.sin(angles)[:, None] * v,
                "(w1, w2) plane, b fixed": torch.stack([torch.cos(angles), torch.sin(angles), 0 * angles], 1)}
-    frames = []
+    frames, bound = [], 0.0
+    u = roundoff.unit_roundoff(torch.float64)
     for name, d in circles.items():  # d: (m, 3) unit vectors
+        bound = max(bound, float(roundoff.central_difference_error(q, theta0, d, config.h, u).max()))
         frames.append(pd.DataFrame({"circle": name, "angle": angles.numpy(),
                                     "numeric": central_difference(q, theta0, d, config.h).numpy(),
                                     "exact": (d @ g).numpy()}))
@@ -238,7 +241,7 @@ def directional(config: DirectionalConfig = DirectionalConfig()) -> DirectionalR
     return DirectionalResult(
         config, curves, tuple(g.tolist()), float(g.norm()), tuple(circles["great circle through −∇f"][i].tolist()),
         float(great.numeric[i]), float(plane.angle[plane.numeric.argmin()]), math.atan2(-g[1], -g[0]),
-        float((curves.numeric - curves.exact).abs().max()))
+        float((curves.numeric - curves.exact).abs().max()), bound)
 
 
 # --------------------------------------------------------------------------- Taylor remainder
@@ -263,6 +266,7 @@ class RemainderResult:
     curves: pd.DataFrame
     slopes: dict  # direction -> fitted slope of log remainder against log ε on [fit_min, eps_max]
     max_relative_error: float  # max |remainder / (ε²/2·dᵀHd) − 1| on the fitted range
+    relative_error_bound: float  # its float64 rounding bound there (roundoff.remainder_error)
 
     @property
     def slope(self) -> float:
@@ -281,13 +285,15 @@ def remainder(config: RemainderConfig = RemainderConfig()) -> RemainderResult:
     g = q.gradient(theta0)
     r = torch.randn(3, generator=data.generator(config.seed, "direction"), dtype=torch.float64)
     eps = torch.logspace(math.log10(config.eps_min), math.log10(config.eps_max), config.num_eps, dtype=torch.float64)
-    frames, slopes, worst = [], {}, 0.0
+    frames, slopes, worst, bound = [], {}, 0.0, 0.0
+    u = roundoff.unit_roundoff(torch.float64)
     for name, d in (("steepest", -g / g.norm()), ("random", r / r.norm())):
         rem = taylor_remainder(q, theta0, d, eps)
         exact = eps**2 / 2 * (d @ q.hessian @ d)
         fitted = (eps >= config.fit_min).numpy()
         slopes[name] = loglog_slope(eps.numpy()[fitted], rem.numpy()[fitted])
         worst = max(worst, float((rem / exact - 1).abs().numpy()[fitted].max()))
+        bound = max(bound, float(roundoff.remainder_error(q, theta0, d, eps[fitted], u).max()))
         frames.append(pd.DataFrame({"direction": name, "eps": eps.numpy(), "remainder": rem.numpy(),
                                     "exact": exact.numpy(), "fitted": fitted}))
-    return RemainderResult(config, pd.concat(frames, ignore_index=True), slopes, worst)
+    return RemainderResult(config, pd.concat(frames, ignore_index=True), slopes, worst, bound)

@@ -137,6 +137,11 @@ class MomentumResult:
     def rate(self, method: str, column: str = "measured") -> float:
         return float(self.rates.set_index("method").loc[method, column])
 
+    @property
+    def start(self) -> tuple[float, ...]:
+        """(w, b) where every method starts: the toy's own start (taylor.toy_problem), w = 2 and b = 0."""
+        return tuple(taylor.toy_problem(noisy=True, bias=True)[1].tolist())
+
     def table(self) -> pd.DataFrame:
         """Predicted and measured per-step rates, and the steps to the tolerance, formatted."""
         r = self.rates
