@@ -123,6 +123,6 @@ def test_a_universal_claim_that_fails_exits_1_naming_the_seed(monkeypatch, capsy
 
 def test_explore_constant_excess_is_the_mean_over_the_first_seeds():
     values = seeds.explore_ends(seeds.first(8)).values["constant_excess"]
-    mean, se = seeds.explore_constant_excess(8)
+    mean, se = claims.grid_constant_excess_over(8)
     assert mean == pytest.approx(float(values.mean()), rel=1e-12) and se == pytest.approx(
         float(values.std(ddof=1) / 8**0.5), rel=1e-12)  # the same sums, possibly in another order

@@ -173,13 +173,6 @@ def explore_ends(seeds: tuple[int, ...], config: explore.FloorGridConfig = _GRID
         "width_reshuffled": width(runs["constant"]), "width_replacement": width(runs["replacement"])})
 
 
-def explore_constant_excess(count: int = 4096) -> tuple[float, float]:
-    """Mean and standard error over seeds.first(count) of the grid article frame's excess, constant step
-    (`explore_ends`): one epoch end per seed, so independent values."""
-    excess = explore_ends(first(count)).values["constant_excess"]
-    return float(excess.mean()), float(excess.std(ddof=1) / len(excess) ** 0.5)
-
-
 # --------------------------------------------------------------------------- the baseline under other batch orders
 
 
