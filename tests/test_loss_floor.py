@@ -463,7 +463,8 @@ def test_the_first_logged_factor_names_x_2_and_the_divisor_10(replay):
 def test_interpolation_rounding_is_the_lstsq_bound_and_squares_kappa_when_wide():
     """Square A: (n·p·u·κ·‖y‖)²/(2n), as loss_floor.model_error_rounding; a wide A pays κ² (the AAᵀ solve)."""
     gen = torch.Generator().manual_seed(3)
-    A, y = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64), torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    A = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 5, generator=gen, dtype=torch.float64)
     bound = cap.interpolation_rounding(A, y)
     for r in range(2):
         assert float(bound[r]) == pytest.approx(lf.model_error_rounding(A[r], y[r]), rel=1e-12)
