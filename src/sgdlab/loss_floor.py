@@ -228,7 +228,7 @@ def causes() -> pd.DataFrame:
         "too little capacity": ("train, test ≫ σ²/2", "a richer model", "none"),
         # the Polyak–Ruppert mean of the iterates; unbiased only with replacement (averaging.py)
         "constant step (SGD's floor)": ("jitters above the floor",
-                                        "decaying η, Polyak–Ruppert (iid draws), batch, SVRG", "3.1 runs: the gap"),
+                                        "decaying η, Polyak–Ruppert (iid), batch, SVRG", "3.1 runs: the gap"),
         "too few steps": ("still falling", "more epochs", "baseline's last gap; clean run"),
         # The last two are zeros that mislead, not causes of a non-zero loss.
         "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many weak)", "piecewise model"),
