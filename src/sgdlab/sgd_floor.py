@@ -181,23 +181,23 @@ def sgd_floor(config: SgdFloorConfig = SgdFloorConfig()) -> SgdFloorResult:
     ds, _, _ = experiments.article_start(config.seed)
     X, y = ds.X.double(), ds.y.double()
     fit = theory.least_squares(X, y, bias=True)
-    L, S, E, B = len(config.lrs), config.runs, config.epochs, config.batch_size
-    lr = torch.tensor(config.lrs, dtype=torch.float64).repeat_interleave(S)
+    S, E, B = config.runs, config.epochs, config.batch_size
     rows = []
     for s in sampling.SAMPLINGS:
-        orders = sampling.orders_for(s, config.seed, S, E, ds.n).repeat(1, L, 1)
-        traj = checked(engine.train(X, y, fit.theta[:, None].repeat(1, L * S), lr, orders, batch_size=B,
-                                    record_steps=True), "sgd-floor", max(config.lrs))
-        steps = traj.step_params[config.burn_in * traj.steps_per_epoch + 1 :]  # (T, p, K)
-        ends = traj.epoch_params[config.burn_in + 1 :]
-        excess = [theory.excess_loss(t.movedim(1, -1), fit).reshape(len(t), L, S) / fit.loss_floor
-                  for t in (ends, steps)]
-        for j, eta in enumerate(config.lrs):
+        orders = sampling.orders_for(s, config.seed, S, E, ds.n)  # the same S orders at every η
+        for eta in config.lrs:  # one engine batch per η: only one η's recorded steps are held at a time
+            traj = checked(engine.train(X, y, fit.theta[:, None].repeat(1, S), torch.full((S,), eta, dtype=torch.float64),
+                                        orders, batch_size=B, record_steps=True), "sgd-floor", eta)
+            steps = traj.step_params[config.burn_in * traj.steps_per_epoch + 1 :]  # (T, p, S)
+            ends = traj.epoch_params[config.burn_in + 1 :]
+            excess = [theory.excess_loss(t.movedim(1, -1), fit).reshape(len(t), S) / fit.loss_floor
+                      for t in (ends, steps)]
+            del traj, steps, ends
             exact, leading = independent_excess(X, y, eta, B)
-            rows.append({"sampling": s, "lr": eta, "epoch_end": float(excess[0][:, j].mean()),
-                         "epoch_end_se": float(excess[0][:, j].mean(0).std() / S**0.5),
-                         "all_steps": float(excess[1][:, j].mean()),
-                         "all_steps_se": float(excess[1][:, j].mean(0).std() / S**0.5), "exact": exact / fit.loss_floor,
+            rows.append({"sampling": s, "lr": eta, "epoch_end": float(excess[0].mean()),
+                         "epoch_end_se": float(excess[0].mean(0).std() / S**0.5),
+                         "all_steps": float(excess[1].mean()),
+                         "all_steps_se": float(excess[1].mean(0).std() / S**0.5), "exact": exact / fit.loss_floor,
                          "leading": leading / fit.loss_floor})
     split = baseline_split(experiments.RunConfig(config.seed))
     return SgdFloorResult(config, pd.DataFrame(rows), fit.loss_floor, *split)
