@@ -186,8 +186,9 @@ def sgd_floor(config: SgdFloorConfig = SgdFloorConfig()) -> SgdFloorResult:
     for s in sampling.SAMPLINGS:
         orders = sampling.orders_for(s, config.seed, S, E, ds.n)  # the same S orders at every η
         for eta in config.lrs:  # one engine batch per η: only one η's recorded steps are held at a time
-            traj = checked(engine.train(X, y, fit.theta[:, None].repeat(1, S), torch.full((S,), eta, dtype=torch.float64),
-                                        orders, batch_size=B, record_steps=True), "sgd-floor", eta)
+            lr = torch.full((S,), eta, dtype=torch.float64)
+            traj = checked(engine.train(X, y, fit.theta[:, None].repeat(1, S), lr, orders, batch_size=B,
+                                        record_steps=True), "sgd-floor", eta)
             steps = traj.step_params[config.burn_in * traj.steps_per_epoch + 1 :]  # (T, p, S)
             ends = traj.epoch_params[config.burn_in + 1 :]
             excess = [theory.excess_loss(t.movedim(1, -1), fit).reshape(len(t), S) / fit.loss_floor
