@@ -125,3 +125,10 @@ def test_a_universal_claim_that_fails_exits_1_naming_the_seed(monkeypatch, capsy
     assert "holds in 1 of 3" in out.out
     assert out.err == ("sgdlab: claim every-seed-below-21 fails for seeds 21, 22;"
                        " the book says it holds for every seed\n")
+
+
+def test_explore_constant_excess_is_the_mean_over_the_first_seeds():
+    values = seeds.explore_ends(seeds.first(8)).values["constant_excess"]
+    mean, se = claims.grid_constant_excess_over(8)
+    assert mean == pytest.approx(float(values.mean()), rel=1e-12) and se == pytest.approx(
+        float(values.std(ddof=1) / 8**0.5), rel=1e-12)  # the same sums, possibly in another order

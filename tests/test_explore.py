@@ -8,6 +8,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from bounds import drift, gamma, unit_roundoff
@@ -62,6 +63,31 @@ def test_floor_grid_averaging_and_divergence(floor):
     assert (const.diverged_step.to_numpy() == avg.diverged_step.to_numpy()).all()
     steps = torch.tensor([[[1.0]], [[3.0]], [[5.0]]])
     assert explore._averaged(steps).flatten().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_floor_grid_outcomes_classify_each_frame():
+    """flagged by the engine; else grows when the final loss exceeds the starting loss; else ends below its start."""
+    frames = pd.DataFrame({"labels": ["3.1"] * 3, "model": ["w·x"] * 3, "sampling": ["with replacement"] * 3,
+                           "schedule": ["constant", "constant", "Polyak–Ruppert"], "lr": [0.1, 0.2, 0.2],
+                           "floor": [1.0, 1.0, 1.0], "final_loss": [2.0, math.nan, 9.0], "diverged_step": [-1, 7, -1]})
+    loss = np.array([[5.0, 2.0], [5.0, np.inf], [5.0, 9.0]])
+    grid = explore.FloorGridResult(SMALL_FLOOR, frames, np.zeros((3, 2)), np.array([0, 1]), loss)
+    assert grid.outcomes().tolist() == ["ends below its start", "flagged", "grows"]
+    assert grid.count("flagged", lr=0.2) == (1, 2) and grid.count("grows", lr=(0.1, 0.2)) == (1, 3)
+    assert grid.count("grows", schedule="constant") == (0, 2)
+    assert grid.largest_excess(schedule="constant", lr=0.1) == 1.0
+
+
+def test_floor_grid_outcomes_on_the_engine():
+    """At η = 0.34 (past every edge: the float32 runs overflow within 100 epochs) the constant and averaged frames
+    are flagged; the decaying step never is, and at η = 0.0075 nothing is."""
+    config = explore.FloorGridConfig(epochs=100, tail=10, lr_half_octaves=(-4, 7), loss_points=8)
+    floor = explore.floor_grid(config)
+    low, top = config.effective_lrs
+    assert floor.count("flagged", lr=top, schedule=("constant", "Polyak–Ruppert")) == (16, 16)
+    assert floor.count("flagged", schedule="Robbins–Monro") == (0, 16)
+    assert floor.count("flagged", lr=low) == (0, 24)
+    assert floor.loss_epochs[0] == 0 and (floor.loss[:, 0] > 3).all()  # the start, w = 2: loss 3.5 or 3.35
 
 
 def test_floor_grid_samples_with_replacement():

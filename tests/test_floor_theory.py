@@ -305,3 +305,28 @@ def test_reshuffled_theory_against_the_engine(d2l):
     assert row.all_steps == pytest.approx(row.all_steps_theory, abs=5 * se + 0.03 * row.all_steps_theory)
     iid = res.at("with replacement", 0.03)
     assert row.all_steps_theory < iid.exact  # reshuffling's floor is the lower one
+
+
+def test_compare_gives_the_engines_distance_in_standard_errors(d2l):
+    X, y = d2l
+    res = sgd_floor.sgd_floor(sgd_floor.SgdFloorConfig(lrs=(0.03,), runs=8, epochs=15, burn_in=5))
+    row, rr = reshuffling.compare(res, X, y).iloc[0], res.at("reshuffled", 0.03)
+    for column in ("epoch_end", "all_steps"):
+        assert row[f"{column}_z"] == pytest.approx((row[column] - row[f"{column}_theory"]) / rr[f"{column}_se"],
+                                                   rel=4 * EPS)
+
+
+def test_stationary_excess_reshuffled_against_the_engine():
+    """mean x²·(m² + v) against 4096 float64 runs started in the cycle's neighbourhood (w* + m), epoch ends after a
+    burn-in of 20 epochs (the start forgotten by P(0.03)^20 < 1e-9): within 5 standard errors over the runs."""
+    eta, K, E, burn = Fraction(3, 100), 4096, 60, 20
+    exact = float(sampling.stationary_excess_reshuffled(eta))
+    m, _ = sampling.stationary_reshuffled(eta)
+    assert exact == pytest.approx(3.5 * float(m * m + sampling.stationary_reshuffled(eta)[1]), rel=4 * EPS)
+    ds, w_star = sampling.noisy64()
+    start = torch.full((1, K), w_star + float(m), dtype=torch.float64)
+    traj = sampling.train_noisy(ds, start, float(eta), sampling.orders_for("reshuffled", 7, K, E, ds.n))
+    excess = 3.5 * (traj.epoch_params[burn + 1 :, 0] - w_star).square()  # (E − burn, K)
+    per_run = excess.mean(0)
+    se = float(per_run.std() / K**0.5)
+    assert float(per_run.mean()) == pytest.approx(exact, abs=5 * se)

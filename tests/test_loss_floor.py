@@ -372,6 +372,9 @@ def test_capacity_train_to_zero_test_above_noise(capacity):
     # Degree n_train − 1 interpolates: the loss left is the solve's rounding, ‖r‖ ≲ γ·‖A‖‖coef‖, a "zero" 10⁹
     # times below the noise level σ²/2 = 5e-3 unless ‖A‖‖coef‖ exceeds 10⁹
     assert f.train.iloc[-1] < 1e-12
+    # every data set's interpolating loss lies below its own rounding bound; below p = n there is no bound
+    assert f.train_within_rounding.iloc[-1] == capacity.config.runs and f.train.iloc[-1] <= f.train_rounding.iloc[-1]
+    assert f.train_rounding.iloc[:-1].isna().all() and (f.train_within_rounding.iloc[:-1] == 0).all()
     assert f.test.iloc[-1] > capacity.noise_level
     # Any model's test loss on 200 fresh points is at least (σ²/2)·χ²₂₀₀/200, whose median over 100 data sets
     # has a standard deviation near 1.25·0.1/√100: 0.9 is 8 of them below 1
@@ -483,7 +486,8 @@ def test_summaries_have_their_documented_keys(replay, four, cycle, noise, capaci
         (noise, {"article_floor", "ratio", "ratio_ci", "pooled_ratio", "intervals_missing_one", "largest_miss",
                 "sgd_max_relative_excess", "sgd_mean_relative_excess", "ks_d", "ks_p", "pooled_ks",
                 "chance_of_misses"}),
-        (capacity, {"noise_level", "best_degree", "best_test", "train_at_max_degree", "test_at_max_degree"}),
+        (capacity, {"noise_level", "best_degree", "best_test", "train_at_max_degree", "test_at_max_degree",
+                    "train_rounding_at_max_degree", "train_within_rounding_at_max_degree"}),
         (precision, {"first_print_zero", "loss_at_print_zero", "first_exact_zero", "article_loss_at_print_zero",
                     "article_losses_at_print_zero",
                     "print_zero", "float32_eps", "float32_smallest_normal", "smallest_nonzero_loss"}),
@@ -500,3 +504,18 @@ def test_the_first_logged_factor_names_x_2_and_the_divisor_10(replay):
     # A factor that several (x, d) explain is reported with all of them: 1 − 2(0.3/d)·x² = 0.94 at x = 1, d = 10,
     # at x = 2, d = 40 and at x = 3, d = 90 (with d = 89 and 91 inside the tolerance).
     assert al.divisors_explaining(0.94, 0.3, tol=1e-9) == [(1.0, 10), (2.0, 40), (3.0, 90)]
+
+
+def test_interpolation_rounding_is_the_lstsq_bound_and_squares_kappa_when_wide():
+    """Square A: (n·p·u·κ·‖y‖)²/(2n), as loss_floor.model_error_rounding; a wide A pays κ² (the AAᵀ solve)."""
+    gen = torch.Generator().manual_seed(3)
+    A = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    bound = cap.interpolation_rounding(A, y)
+    for r in range(2):
+        assert float(bound[r]) == pytest.approx(lf.model_error_rounding(A[r], y[r]), rel=1e-12)
+    wide = torch.randn(1, 3, 6, generator=gen, dtype=torch.float64)
+    kappa = float(torch.linalg.cond(wide[0]))
+    u = torch.finfo(torch.float64).eps
+    assert float(cap.interpolation_rounding(wide, y[:1, :3])[0]) == pytest.approx(
+        (3 * 6 * u * kappa**2 * float(y[0, :3].norm())) ** 2 / 6, rel=1e-12)

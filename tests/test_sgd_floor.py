@@ -421,6 +421,7 @@ def test_double_descent_peaks_at_the_threshold(dd):
     f = dd.frame.set_index("p")
     # interpolation from p = n on: the minimum-norm fit leaves only the solve's rounding, ‖r‖ ≲ γ·‖A‖‖coef‖
     assert f.train.loc[21:].max() < 1e-20
+    assert (f.train_within_rounding.loc[20:] == dd.config.runs).all() and f.train_rounding.loc[:19].isna().all()
     assert f.test.idxmax() == dd.config.n_train
     assert f.test.loc[200] < f.test.loc[40] < f.test.loc[21]  # the second descent
     json.dumps(dd.summary())

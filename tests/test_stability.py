@@ -125,6 +125,41 @@ def test_operator_edge_of_the_toy_is_one_seventh():
     assert stability.operator_edge(H, M4, 1) == pytest.approx(1 / 7, rel=4 * EPS)
 
 
+def test_toy_second_moment_radius_of_w_x_is_the_exact_factor():
+    """w·x (p = 1): reshuffled, every order multiplies e by P(η), so the radius is P(η)²; with replacement it is
+    E(1 − 2ηx²)². Products of ≤ 4 factors of size ≤ 2 and a mean of 24: float64 rounding far below 1e-12."""
+    for eta in (0.03, 0.15, 0.2, 0.21, 0.3):
+        assert stability.toy_second_moment_radius(eta, False, "reshuffled") == pytest.approx(
+            float(P(Fraction(str(eta)))) ** 2, rel=1e-12)
+        assert stability.toy_second_moment_radius(eta, False, "with replacement") == pytest.approx(
+            float(stability.mean_square_factor(Fraction(str(eta)))), rel=1e-12)
+
+
+def test_toy_second_moment_radius_with_a_bias_is_the_operator_of_batches_of_one():
+    """w·x + b with replacement: the same map as sgd_floor's operator with B = 1 on the toy's plain loss (c = 1)."""
+    x = torch.tensor(data.TOY_X, dtype=torch.float64)
+    H, M4 = sgd_floor.per_example_moments(torch.stack([x, torch.ones_like(x)], 1), c=1.0)
+    for eta in (0.05, 0.13, 0.2):
+        # two eigensolvers on 4×4 matrices with entries O(10): agreement to ~1e-14, asserted to 1e-10
+        assert stability.toy_second_moment_radius(eta, True, "with replacement") == pytest.approx(
+            stability.operator_radius(H, M4, 1, eta), abs=1e-10)
+    assert stability.toy_mean_square_edge(True, "with replacement") == pytest.approx(
+        stability.operator_edge(H, M4, 1), abs=1e-9)
+
+
+def test_toy_mean_square_edges():
+    """w·x: the closed forms (49 − √385)/144 reshuffled and 1/7 with replacement (the bisection's tolerance 1e-12, plus
+    the radius's rounding near a simple crossing); w·x + b: the radius is 1 there, below 1 just before."""
+    assert stability.toy_mean_square_edge(False, "reshuffled") == pytest.approx(
+        stability.reshuffled_edge_closed_form(), abs=1e-9)
+    assert stability.toy_mean_square_edge(False, "with replacement") == pytest.approx(1 / 7, abs=1e-9)
+    for s in ("reshuffled", "with replacement"):
+        edge = stability.toy_mean_square_edge(True, s)
+        assert stability.toy_second_moment_radius(0.999 * edge, True, s) < 1 < stability.toy_second_moment_radius(
+            1.001 * edge, True, s)
+        assert 0.1 < edge < stability.toy_mean_square_edge(False, s)  # the bias lowers both edges
+
+
 # --------------------------------------------------------------------------- the engine on either side
 
 

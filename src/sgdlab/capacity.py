@@ -186,7 +186,8 @@ class CapacityResult:
     """Per degree: training and test loss (½ squared error), median and 10–90 % band over data sets."""
 
     config: CapacityConfig
-    frame: pd.DataFrame  # degree, p, train, train_lo, train_hi, test, test_lo, test_hi, train_expected
+    frame: pd.DataFrame  # degree, p, train, train_lo, train_hi, test, test_lo, test_hi, train_expected, and where
+    #   where p ≥ n: train_rounding (median bound over data sets), train_within_rounding (data sets below it)
 
     @property
     def noise_level(self) -> float:
@@ -198,7 +199,23 @@ class CapacityResult:
         best = f.loc[f.test.idxmin()]
         return {"experiment": "floor-capacity", **asdict(self.config), "noise_level": self.noise_level,
                 "best_degree": int(best.degree), "best_test": float(best.test),
-                "train_at_max_degree": float(f.train.iloc[-1]), "test_at_max_degree": float(f.test.iloc[-1])}
+                "train_at_max_degree": float(f.train.iloc[-1]), "test_at_max_degree": float(f.test.iloc[-1]),
+                "train_rounding_at_max_degree": float(f.train_rounding.iloc[-1]),
+                "train_within_rounding_at_max_degree": int(f.train_within_rounding.iloc[-1])}
+
+
+def interpolation_rounding(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per data set, a float64 bound on the ½-mean-square training loss of a fit that interpolates exactly (p ≥ n):
+    what a loss of exactly 0 may print as. (R, n, p), (R, n) -> (R,).
+
+    A backward-stable least-squares solve errs by at most about n·p·u·κ(A)·‖y‖ in the residual (Higham, Accuracy
+    and Stability, ch. 20; as loss_floor.model_error_rounding); the minimum-norm solve Aᵀ(AAᵀ)⁻¹y of a wide A goes
+    through AAᵀ, whose condition number is κ(A)². Squared and divided by 2n as the loss is.
+    """
+    n, p = A.shape[-2:]
+    kappa = torch.linalg.cond(A)
+    residual = n * p * torch.finfo(torch.float64).eps * (kappa**2 if p > n else kappa) * y.norm(dim=-1)
+    return residual**2 / (2 * n)
 
 
 @cached
@@ -219,10 +236,13 @@ def capacity_sweep(config: CapacityConfig = CapacityConfig()) -> CapacityResult:
         train = 0.5 * ((A @ coef).squeeze(-1) - y_tr).square().mean(-1)
         test = 0.5 * ((legendre(x_te, degree) @ coef).squeeze(-1) - y_te).square().mean(-1)
         q = torch.quantile(torch.stack([train, test]), torch.tensor([0.5, 0.1, 0.9], dtype=torch.float64), dim=1)
+        bound = interpolation_rounding(A, y_tr) if degree + 1 >= config.n_train else None  # the loss is 0 exactly
         rows.append({"degree": degree, "p": degree + 1, "train": float(q[0, 0]), "train_lo": float(q[1, 0]),
                      "train_hi": float(q[2, 0]), "test": float(q[0, 1]), "test_lo": float(q[1, 1]),
                      "test_hi": float(q[2, 1]),
-                     "train_expected": theory.noise_floor(sig, config.n_train, degree + 1)})
+                     "train_expected": theory.noise_floor(sig, config.n_train, degree + 1),
+                     "train_rounding": np.nan if bound is None else float(bound.median()),
+                     "train_within_rounding": 0 if bound is None else int((train <= bound).sum())})
     return CapacityResult(config, pd.DataFrame(rows))
 
 
@@ -256,7 +276,7 @@ class DoubleDescentResult:
     """Per number of features p: training loss and expected test loss (½ squared error), median and 10–90 % band."""
 
     config: DoubleDescentConfig
-    frame: pd.DataFrame  # p, train, train_lo, train_hi, test, test_lo, test_hi
+    frame: pd.DataFrame  # p, train, train_lo, train_hi, test, test_lo, test_hi, train_rounding, train_within_rounding
 
     @property
     def noise_level(self) -> float:
@@ -283,7 +303,9 @@ class DoubleDescentResult:
         return {"experiment": "floor-double-descent", **asdict(self.config), "noise_level": self.noise_level,
                 "best_underparameterised_p": int(best.p), "best_underparameterised_test": float(best.test),
                 "test_at_threshold": self.test_at(self.config.n_train),
-                "test_at_most_features": float(f.test.iloc[-1]), "train_at_most_features": float(f.train.iloc[-1])}
+                "test_at_most_features": float(f.test.iloc[-1]), "train_at_most_features": float(f.train.iloc[-1]),
+                "train_rounding_at_most_features": float(f.train_rounding.iloc[-1]),
+                "train_within_rounding_at_most_features": int(f.train_within_rounding.iloc[-1])}
 
 
 def _min_norm(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -320,6 +342,9 @@ def double_descent(config: DoubleDescentConfig = DoubleDescentConfig()) -> Doubl
         missed = unfitted[p] if p < D else 0.0
         test = 0.5 * (((coef - beta[:p]).square() * variance[:p]).sum(-1) + missed + config.sigma**2)
         q = torch.quantile(torch.stack([train, test]), torch.tensor([0.5, 0.1, 0.9], dtype=torch.float64), dim=1)
+        bound = interpolation_rounding(X[..., :p], y) if p >= n else None  # the training loss is 0 exactly
         rows.append({"p": p, "train": float(q[0, 0]), "train_lo": float(q[1, 0]), "train_hi": float(q[2, 0]),
-                     "test": float(q[0, 1]), "test_lo": float(q[1, 1]), "test_hi": float(q[2, 1])})
+                     "test": float(q[0, 1]), "test_lo": float(q[1, 1]), "test_hi": float(q[2, 1]),
+                     "train_rounding": np.nan if bound is None else float(bound.median()),
+                     "train_within_rounding": 0 if bound is None else int((train <= bound).sum())})
     return DoubleDescentResult(config, pd.DataFrame(rows))

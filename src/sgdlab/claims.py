@@ -197,6 +197,16 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
+GRID_CHECK_SEEDS = 4096  # seeds for testing grid-constant-excess's mean against its exact value: se ≈ 1.6 % of it
+
+
+def grid_constant_excess_over(count: int = GRID_CHECK_SEEDS) -> tuple[float, float]:
+    """Mean and standard error over seeds.first(count) of `grid-constant-excess`'s outcome (seeds.explore_ends):
+    one epoch end per seed, so independent values; more seeds than the claim's, to test its mean."""
+    excess = seeds.explore_ends(seeds.first(count)).values["constant_excess"]
+    return float(excess.mean()), float(excess.std(ddof=1) / len(excess) ** 0.5)
+
+
 def sgd_excess_by_sigma() -> pd.Series:
     """Per noise level σ (as floor-noise's table labels it): SGD's relative excess over the closed-form
     minimum, "mean ± standard error %" over the seeds of `noise-sgd-excess`."""

@@ -74,6 +74,39 @@ class FloorGridResult:
         return f[(f.labels == labels) & (f.model == model) & (f.sampling == sampling) & (f.schedule == schedule)
                  & np.isclose(f.lr, lr)].iloc[0]
 
+    def outcomes(self) -> pd.Series:
+        """Per frame: "flagged" (the engine flags the run as diverged), "grows" (not flagged, but its final loss is
+        above its loss at the start, w = 2 and b = 0) or "ends below its start" (every other frame)."""
+        f, start = self.frames, self.loss[:, 0]  # loss_epochs[0] is epoch 0, the start
+        flagged, grows = f.diverged_step.to_numpy() >= 0, f.final_loss.to_numpy() > start
+        return pd.Series(np.where(flagged, "flagged", np.where(grows, "grows", "ends below its start")), index=f.index)
+
+    def select(self, **where) -> pd.DataFrame:
+        """The frames whose columns match `where`: a value, or a tuple of values (η matched to float rounding)."""
+        f, keep = self.frames, np.ones(len(self.frames), dtype=bool)
+        for column, value in where.items():
+            values = value if isinstance(value, tuple) else (value,)
+            if column == "lr":
+                keep &= np.isclose(f.lr.to_numpy()[:, None], np.array(values)[None, :]).any(1)
+            else:
+                keep &= f[column].isin(values).to_numpy()
+        return f[keep]
+
+    def count(self, outcome: str, **where) -> tuple[int, int]:
+        """(k, N): of the N frames matching `where`, the k whose outcome (`outcomes`) is `outcome`."""
+        chosen = self.select(**where)
+        return int((self.outcomes()[chosen.index] == outcome).sum()), len(chosen)
+
+    def largest_excess(self, **where) -> float:
+        """The largest final loss above the floor over the frames matching `where` (NaN for flagged frames)."""
+        chosen = self.select(**where)
+        return float((chosen.final_loss - chosen.floor).max())
+
+    @property
+    def largest_lrs(self) -> tuple[float, float]:
+        """The grid's two largest step sizes."""
+        return tuple(self.config.effective_lrs[-2:])
+
     def summary(self) -> dict:
         """Keys: frames, diverged (count), lr_min, lr_max, and the article's frame (3.1, w·x, reshuffled, constant,
         η = 0.03): its width, offset, final loss and floor."""

@@ -227,9 +227,9 @@ def causes() -> pd.DataFrame:
     rows = {  # cause -> (symptom, what helps, in the article); cells short enough for a PDF page
         "label noise": ("stops at the floor", "nothing: it is the target", "0.000049; 3.1 runs"),
         "too little capacity": ("train, test ≫ σ²/2", "a richer model", "none"),
-        # averaging: the Polyak–Ruppert mean of the iterates; unbiased only with replacement (averaging.py)
-        "constant step (SGD's floor)": ("jitters above the floor", "decaying η, averaging (iid draws), batch, SVRG",
-                                        "3.1 runs: the gap"),
+        # the Polyak–Ruppert mean of the iterates; unbiased only with replacement (averaging.py)
+        "constant step (SGD's floor)": ("jitters above the floor",
+                                        "decaying η, Polyak–Ruppert (iid), batch, SVRG", "3.1 runs: the gap"),
         "too few steps": ("still falling", "more epochs", "baseline's last gap; clean run"),
         # The last two are zeros that mislead, not causes of a non-zero loss.
         "(zero) capacity near p = n": ("train → 0, test ≫ σ²/2", "fewer (or min-norm, many weak)", "piecewise model"),

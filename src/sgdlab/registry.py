@@ -180,7 +180,7 @@ _LIMITS = {  # name: (fewest epochs, bytes kept per epoch)
     "floor-bias-run": (lambda c: max(c.tail, c.centring_epochs), lambda c: ex.epoch_bytes(4, 3 * c.runs, 4, 64)),
     "floor-sampling": (lambda c: c.burn_in + 2, lambda c: ex.epoch_bytes(4, 2 * c.runs * len(c.effective_lrs), 4, 64)),
     "floor-sgd-floor": (lambda c: c.burn_in + 1,
-                        lambda c: ex.epoch_bytes(_N, 2 * c.runs * len(c.lrs), _steps(_N, c), 64)),
+                        lambda c: ex.epoch_bytes(_N, c.runs, _steps(_N, c), 64)),  # one η and sampling at a time
     "floor-remedies": (lambda c: c.average_from + 2, lambda c: ex.epoch_bytes(4, 8 * c.runs, 4, 64)),
     "floor-averaging": (lambda c: c.average_from + 1, lambda c: ex.epoch_bytes(4, 2 * c.runs, 4, 64)),
     # float64 and float32 runs, every epoch kept (no steps recorded)

@@ -123,7 +123,8 @@ def compare(result, X: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     """sgd_floor's reshuffled measurements beside the closed form, relative to the floor, with local slopes.
 
     result: a SgdFloorResult on D2L's ½-loss with a bias, fitted on (X, y). One row per η: measured and
-    predicted epoch-end and all-steps excess, and the slope from the previous η (NaN on the first row).
+    predicted epoch-end and all-steps excess, the slope from the previous η (NaN on the first row), and the engine's
+    distance from the closed form in its standard errors (`*_z`).
     """
     fit = theory.least_squares(X, y, bias=True)
     Xa = engine.augment(X.double(), True)
@@ -136,6 +137,8 @@ def compare(result, X: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
                         "all_steps_theory": [p.all_steps / fit.loss_floor for p in predicted]})
     for column in ("epoch_end", "epoch_end_theory", "all_steps", "all_steps_theory"):
         out[f"{column}_slope"] = np.concatenate([[np.nan], slopes(out.eta, out[column])])
+    for column in ("epoch_end", "all_steps"):  # engine − closed form in the engine's standard errors over its runs
+        out[f"{column}_z"] = (out[column] - out[f"{column}_theory"]) / rr[f"{column}_se"].to_numpy()
     return out
 
 

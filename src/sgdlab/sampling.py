@@ -89,6 +89,15 @@ def epoch_range_from_optimum(eta) -> Fraction:
     return total / len(orders)
 
 
+def stationary_excess_reshuffled(eta) -> Fraction:
+    """The stationary excess loss of the epoch ends under reshuffling (w·x, label 3.1), exactly: mean x²·(m² + v).
+
+    The toy's loss mean (wx − y)² is its floor plus mean x²·(w − w*)², and E e² = m² + v (stationary_reshuffled).
+    """
+    m, v = stationary_reshuffled(eta)
+    return sum(Fraction(str(x)) ** 2 for x in data.TOY_X) / len(data.TOY_X) * (m * m + v)
+
+
 def stationary_with_replacement(eta) -> tuple[Fraction, Fraction]:
     """Mean and variance of e = w − w* under independent uniform draws, exactly: 0 and E c² / (1 − E a²).
 

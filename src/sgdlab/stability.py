@@ -98,6 +98,38 @@ def lyapunov_exponent(eta: float, x=data.TOY_X) -> float:
     return math.log(abs(float(epoch_factor(eta, x)))) / len(x)
 
 
+def toy_second_moment_radius(eta: float, bias: bool, sampling_: str, x=data.TOY_X) -> float:
+    """Spectral radius of the map E δδᵀ → E[A δδᵀ Aᵀ] of the toy's SGD (w·x or w·x + b, a step η on (ŷ − y)²).
+
+    With replacement A = I − ηh_i for a uniform example (one step); reshuffled A = Π_π (I − ηh_i), one epoch in an
+    order π, averaged over all n! orders (an epoch's order is independent of the past). Above 1, E‖δ‖² grows without
+    bound; the labels only add a bounded push, so the radius is the same for the clean and the 3.1 labels.
+    """
+    xs = np.asarray(x, dtype=np.float64)
+    Xa = np.stack([xs, np.ones_like(xs)], 1) if bias else xs[:, None]
+    eye = np.eye(Xa.shape[1])
+    steps = [eye - 2 * eta * np.outer(v, v) for v in Xa]  # h_i = 2 x_i x_iᵀ: the Hessian of (x_iᵀθ − y_i)²
+    if sampling_ == "with replacement":
+        maps = steps
+    else:
+        maps = [np.linalg.multi_dot([steps[i] for i in reversed(order)]) if len(order) > 1 else steps[order[0]]
+                for order in itertools.permutations(range(len(steps)))]
+    second = sum(np.kron(A, A) for A in maps) / len(maps)
+    return float(np.abs(np.linalg.eigvals(second)).max())
+
+
+def toy_mean_square_edge(bias: bool, sampling_: str, x=data.TOY_X, step: float = 1e-3, tol: float = 1e-12) -> float:
+    """The least η > 0 where `toy_second_moment_radius` reaches 1: scanned in steps of `step`, then bisected."""
+    hi = step
+    while toy_second_moment_radius(hi, bias, sampling_, x) < 1:
+        hi += step
+    lo = hi - step
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if toy_second_moment_radius(mid, bias, sampling_, x) < 1 else (lo, mid)
+    return (lo + hi) / 2
+
+
 # --------------------------------------------------------------------------- independent mini-batches, any data
 
 
@@ -178,8 +210,8 @@ class StabilityResult:
     baseline: pd.DataFrame
 
     def edge(self, name: str) -> float:
-        """The toy's edge by name; "2/L_B", chapter 2's name for it, is the toy's 2/L_max (B = 1)."""
-        return float(self.toy_edges.set_index("edge").eta[{"2/L_B": "2/L_max"}.get(name, name)])
+        """The toy's edge by name (the `edge` column of toy_edges)."""
+        return float(self.toy_edges.set_index("edge").eta[name])
 
     def baseline_edge(self, batch_size: int, column: str = "edge") -> float:
         return float(self.baseline.set_index("batch_size")[column][batch_size])
