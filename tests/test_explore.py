@@ -13,7 +13,7 @@ import pytest
 import torch
 from bounds import drift, gamma, unit_roundoff
 
-from sgdlab import experiments, explore, interactive, norms, registry
+from sgdlab import experiments, explore, interactive, norms, registry, taylor
 from sgdlab.render.output import data_image, display_mime, drop_repeated_assets, markdown_for
 
 U64 = unit_roundoff(torch.float64)
@@ -110,6 +110,20 @@ def test_steps_grid_diverges_exactly_past_two_over_l(steps):
     assert ((r.diverged_step >= 0) == (r.ratio > 2)).all()
     # the article's η·L, first: one product and the ratio's own rounding (γ₂)
     assert np.isclose(r.ratio.min(), explore.ARTICLE_LR * r.L.iloc[0], rtol=gamma(2, U64), atol=0)
+
+
+def test_steps_grid_names_each_slices_own_l(steps):
+    # the baseline's (w1, w2) slice: λ_max of the 2 × 2 block of the full loss's H, below the full L (interlacing)
+    slice_L = steps.L("baseline (w1, w2), b = b*")
+    base, _ = taylor.baseline_problem(steps.config.seed)
+    block = base.hessian[:2, :2].double()
+    # two float64 Gram matrices of n products each: every entry within γ_n of (|X|ᵀ|X|)/n, twice; a symmetric
+    # eigenvalue moves by at most the perturbation's Frobenius norm; eigvalsh adds a few units of U64·‖H‖
+    X = base.X[:, :2].double().abs()
+    entry_bound = 2 * gamma(len(X), U64) * torch.linalg.matrix_norm(X.T @ X / len(X))
+    tol = float(entry_bound + 16 * U64 * torch.linalg.matrix_norm(block, ord=2))
+    assert abs(slice_L - float(torch.linalg.eigvalsh(block).max())) <= tol
+    assert slice_L < float(torch.linalg.eigvalsh(base.hessian.double()).max())
 
 
 def test_steepest_directions_reach_minus_the_dual_norm():

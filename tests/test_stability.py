@@ -334,3 +334,13 @@ def test_replacement_batch_curvature_is_the_worst_multiset():
         # the eigenvalue solver errs by a few ulps of ‖H_B‖ (backward stable): 8·p·eps relative
         assert float(lam.max()) == pytest.approx(worst, rel=8 * q.Xa.shape[1] * EPS)
     assert worst == pytest.approx(float((q.Xa**2).sum(1).max()), rel=4 * EPS)  # c = ½: max ‖x_i‖²
+
+
+def test_the_toys_single_step_edge_is_two_over_the_largest_single_example_curvature():
+    from fractions import Fraction
+
+    from sgdlab import stability
+    # w·x: the curvature of (w x - y)² is 2x², largest at x = 3; with b, λ_max of 2(x, 1)(x, 1)ᵀ is 2(x² + 1)
+    assert stability.toy_single_step_edge(False) == Fraction(1, 9)
+    assert stability.toy_single_step_edge(True) == Fraction(1, 10)
+    assert stability.toy_single_step_edge(False, x=(0.5, 2.0)) == Fraction(1, 4)

@@ -20,6 +20,7 @@ from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
 from .cycle import bias_roots, order_streams
+from .fmt import num
 from .i18n import t
 
 BIAS = experiments.TOY_RUNS["toy-bias"]
@@ -116,7 +117,7 @@ class BiasResult:
             rows[t(h)] = [b, t("{} to {}").format(f"{lo:.4f}", f"{hi:.4f}"),
                           t("{} to {}").format(f"{g.loss.min():.6f}", f"{g.loss.max():.6f}"),
                           t("{0} of {1}").format(self.seeds_reaching(h), self.config.runs),
-                          f"{100 * self.tail_fraction(h):.2f} %"]
+                          f"{num(100 * self.tail_fraction(h), '.2g')} %"]
         index = pd.Index(["b", t("w at epoch ends"), t("loss at epoch ends"),
                           t("seeds with w ≥ the article's in {} epochs").format(self.config.tail),
                           t("(correlated) epoch ends with w ≥ the article's")], name=t("quantity"))

@@ -18,6 +18,7 @@ from . import data, experiments, theory
 from ._lazy import torch
 from .article_log import ARTICLE_FINAL, train_toy
 from .cache import cached
+from .fmt import num
 from .i18n import t
 from .loss_floor import exact_least_squares
 
@@ -137,7 +138,7 @@ class CycleResult:
                            t("{} to {}").format(f"{f.b.min():.4f}", f"{f.b.max():.4f}") if bias else "–",
                            t("yes") if self.inside(run) else t("no"),
                            t("{0} of {1}").format(self.seeds_reaching(run), self.config.runs),
-                           f"{100 * self.tail_fraction(run):.2f} %"]
+                           f"{num(100 * self.tail_fraction(run), '.2g')} %"]
         rows = ["w, the article (quoted)", "w at epoch ends", "loss, the article (quoted)", "loss at epoch ends",
                 "loss implied by the article's w", "b implied by its w and loss", "b at epoch ends",
                 "the article inside the ranges"]

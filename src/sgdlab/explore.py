@@ -212,6 +212,10 @@ class StepsGridResult:
     optimum: np.ndarray  # (problems, 2) θ*
     start: np.ndarray  # (problems, 2) θ0
 
+    def L(self, problem: str) -> float:
+        """The smoothness constant λ_max of the problem's 2-D Hessian (the slice's, not the full loss's)."""
+        return float(self.runs[self.runs.problem == problem].L.iloc[0])
+
     def summary(self) -> dict:
         """Keys: L and κ per problem; which ratios diverged, with their steps."""
         out = {"experiment": "explore-steps", **asdict(self.config)}

@@ -68,7 +68,7 @@ class PrecisionResult:
                 num(v, ".3e") for v in self.article_losses_at_print_zero),
             t("seed {}'s loss at its first 0.000000").format(self.config.seed): num(self.loss_at_print_zero, ".3e"),
             t("float32 eps (1 + eps: next float32 above 1)"): num(FLOAT32.eps, ".3e"),
-            t("smallest non-zero loss next to w = 1: 3.5·eps²"): num(self.smallest_nonzero_loss, ".3e"),
+            t("loss at w = 1 + eps (nearest above 1): 3.5·eps²"): num(self.smallest_nonzero_loss, ".3e"),
             t("smallest normal float32"): num(FLOAT32.tiny, ".3e"),
         }
         return pd.DataFrame({t("value"): list(rows.values())}, index=pd.Index(list(rows), name=t("quantity")))

@@ -162,6 +162,12 @@ class SgdFloorResult:
                 "relative_excess": {s: g.drop(columns="sampling").to_dict("list")
                                     for s, g in self.frame.groupby("sampling")}}
 
+    def largest_relative_se(self) -> float:
+        """The largest standard error of the table's measured columns, relative to its value."""
+        ind, rr = self.frame[self.frame.sampling == "with replacement"], self.frame[self.frame.sampling == "reshuffled"]
+        return float(max((ind.all_steps_se / ind.all_steps).max(), (rr.epoch_end_se / rr.epoch_end).max(),
+                         (rr.all_steps_se / rr.all_steps).max()))
+
     def table(self) -> pd.DataFrame:
         """Relative excess (%) per η: independent draws predicted and measured, reshuffling measured."""
         ind, rr = self.frame[self.frame.sampling == "with replacement"], self.frame[self.frame.sampling == "reshuffled"]

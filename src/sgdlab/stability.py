@@ -130,6 +130,11 @@ def toy_mean_square_edge(bias: bool, sampling_: str, x=data.TOY_X, step: float =
     return (lo + hi) / 2
 
 
+def toy_single_step_edge(bias: bool, x=data.TOY_X) -> Fraction:
+    """2/L_max over the toy's single examples, exactly: 2 / max_i 2(x_i² + [bias]) on the toy's mean loss (no ½)."""
+    return Fraction(2) / max(2 * (Fraction(str(v)) ** 2 + int(bias)) for v in x)
+
+
 # --------------------------------------------------------------------------- independent mini-batches, any data
 
 

@@ -113,7 +113,9 @@ def conventions(curv: CurvatureResult, n: int = NUM_EXAMPLES) -> pd.DataFrame:
 NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, one meaning each; words-zh.yml has each
     (r"$n$", r"the number of examples"),
     (r"$p$", r"the number of parameters ($b$'s column of ones included)"),
-    (r"$x_i$", r"example $i$'s input row, with its 1 for $b$"),
+    (r"$x_i$",
+     r"example $i$'s input row, with its 1 for $b$ (on the toy: the number $x_i$, its row $(x_i, 1)$ with a bias)"),
+    (r"$\mathbf{x}_i$", r"example $i$'s two features, without the 1 (chapter 1)"),
     (r"$y_i$", r"example $i$'s label"),
     (r"$y$", r"the vector of the $n$ labels"),
     (r"$X$", r"the $n \times p$ matrix of the rows $x_i^\top$"),
@@ -147,6 +149,7 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, o
     (r"$\lambda_i$", r"the eigenvalues of $H$"),
     (r"$v_i$", r"the unit eigenvectors of $H$"),
     (r"$\zeta_i$", r"the coordinates of $\theta_0 - \theta^*$ along the $v_i$"),
+    (r"$u_k$", r"the coordinate of $\theta_k - \theta^*$ along one eigenvector of $H$ (the heavy ball's proof)"),
     (r"$\eta$", r"the step on the mean loss of a batch"),
     (r"`lr`", r"the code's learning rate (the toy steps lr/10)"),
     (r"$B$", r"the batch size"),
@@ -154,7 +157,9 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, o
     (r"$g$", r"a stochastic gradient"),
     (r"$g_B$", r"a mini-batch's mean gradient"),
     (r"$\xi$", r"gradient noise $g - \nabla f$ ($\xi_B$: a batch's mean gradient at $\theta^*$, where $\nabla f = 0$)"),
-    (r"$\Sigma_1$", r"the covariance of one example's gradient at $\theta^*$"),
+    (r"$\Sigma_1$",
+     r"the covariance of one example's gradient at $\theta^*$; at another $\theta$ it is written $\Sigma_1(\theta)$"),
+    (r"$\Sigma$", r"the covariance of a stochastic gradient $g$ given the past (the expected-descent lemma)"),
     (r"$\operatorname{Var}$",
      r"of a random vector: $\operatorname{Var}[g] = \mathbb{E}\lVert g - \mathbb{E}g\rVert^2 = "
      r"\operatorname{tr}\operatorname{Cov}(g)$ (of a number, its variance)"),
@@ -191,9 +196,9 @@ NOTATION = [  # symbol, meaning (Markdown, math in $…$): one row per symbol, o
     (r"$\Lambda$", r"the features' covariance (double descent)"),
     (r"$\tau$", r"a ridge penalty"),
     (r"$O(\cdot)$",
-     r"a quantity is $O(\eta^k)$ when its absolute value is at most a fixed multiple of $\eta^k$ for all small $\eta$"),
+     r"a quantity is $O(\eta^q)$ when its absolute value is at most a fixed multiple of $\eta^q$ for all small $\eta$"),
     (r"$o(\cdot)$",
-     r"a quantity is $o(h)$ when its ratio to $h$ tends to 0 as $h \to 0$"),
+     r"a quantity is $o(\eta^q)$ when its ratio to $\eta^q$ tends to 0 as $\eta \to 0$"),
     (r"$\operatorname{eps}$", r"float32's machine epsilon: $1 + \operatorname{eps}$ is the next float32 above 1"),
 ]
 
