@@ -62,7 +62,8 @@ def test_a_translation_that_drifts_from_its_original_is_named(old, new, complain
 
 def test_the_words_in_text_are_translated_but_the_formula_around_them_is_not():
     """\\text{…} holds prose (a case label, "past"): the translation may change its words, not the math."""
-    original = qmd.parse("$$\n\\mathbb{E}[f \\mid \\text{past}] = 0\n$$ {#eq-x}\n\nand $g \\mid \\text{past}$.\n", Path("a"))
+    english = "$$\n\\mathbb{E}[f \\mid \\text{past}] = 0\n$$ {#eq-x}\n\nand $g \\mid \\text{past}$.\n"
+    original = qmd.parse(english, Path("a"))
     same = "$$\n\\mathbb{E}[f \\mid \\text{过去}] = 0\n$$ {#eq-x}\n\n而 $g \\mid \\text{过去}$。\n"
     assert twins.problems(original, qmd.parse(same, Path("b")), "zh", "en") == []
     for drift, complaint in ((same.replace("= 0", "= 1"), "display math"), (same.replace("$g", "$h"), "inline math")):
