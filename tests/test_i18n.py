@@ -93,6 +93,8 @@ def test_a_claims_phrases_speak_the_documents_language(monkeypatch, held, englis
         words = re.sub(r"\$[^$]*\$", "", mine)
         assert CJK.search(mine) and not re.search(r"[A-Za-z]", words) and twins.same_value(mine, theirs), mine
     assert CJK.match(zh[0][0]) and CJK.match(zh[0][-1]), zh[0]
+    percent = c.mean_se(".2g", 100, " %")  # Chinese sets "%" without a space, as D2L zh-v2 writes "95%"
+    assert "%（" in percent and " %" not in percent, percent
 
 
 def test_chapter_1s_tables_of_symbols_and_conventions_are_chinese_with_their_math_unchanged(monkeypatch):

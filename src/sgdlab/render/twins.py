@@ -5,7 +5,8 @@ text are its own; everything that computes or is referred to must be the origina
 
 - the cells, in order: code and every option but fig-cap, fig-alt and tbl-cap;
 - the labels (headings' `{#sec-…}`, equations, theorems, cells), in order;
-- the display math, in order, and the inline math, as a multiset (a sentence may reorder its symbols);
+- the display math, in order, and the inline math, as a multiset (a sentence may reorder its symbols),
+  but for the words in `\text{…}`, which are prose (a case label, "past") and are translated;
 - the inline `{python}` expressions, in order (the two editions then print the same values in the
   same order: the built-in engine compares them after executing both, builtin.inline_drift, with
   `value_drift`: a value in the document's language, such as claims' "in all 33 seeds", is the same
@@ -26,6 +27,7 @@ CAPTIONS = ("fig-cap", "fig-alt", "tbl-cap")
 INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)((?:[^$\\]|\\.)+?)\$")
 # A number as a value prints it: sign (ASCII, U+2212 or superscript), digits (or superscript digits),
 # then groups after a point or thousands comma ("1,000", "2.9", "10⁻⁵", fmt.num's "10^{-8}").
+TEXT_WORDS = re.compile(r"\\text\{[^{}]*\}")
 NUMBER = re.compile(r"[-+\u2212\u207a\u207b]?[0-9\u00b2\u00b3\u00b9\u2070\u2074-\u2079]+(?:[.,][0-9]+)*")
 
 
@@ -51,8 +53,13 @@ def labels(doc: Doc) -> list[str]:
     return out
 
 
+def math_key(tex: str) -> str:
+    """A formula as the editions must share it: whitespace normalised, the words of `\\text{…}` left out."""
+    return TEXT_WORDS.sub(r"\\text{…}", " ".join(tex.split()))
+
+
 def display_math(doc: Doc) -> list[str]:
-    return [" ".join(ev.text.split()) for ev in doc.events if ev.kind == "math"]
+    return [math_key(ev.text) for ev in doc.events if ev.kind == "math"]
 
 
 def inline_math(doc: Doc) -> Counter:
@@ -60,7 +67,7 @@ def inline_math(doc: Doc) -> Counter:
     for text in _texts(doc):
         for is_code, part in prose_parts(text):
             if not is_code:
-                found.update(" ".join(m.split()) for m in INLINE_MATH.findall(part))
+                found.update(math_key(m) for m in INLINE_MATH.findall(part))
     return found
 
 
