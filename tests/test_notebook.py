@@ -69,9 +69,21 @@ def test_a_cross_reference_in_a_cell_counts_as_the_words_it_shows():
     df = pd.DataFrame({"text": [long, "short"], "supports": ["@sec-steepest-quadratics", "@sec-lf-floor"]})
     header, body = notebook._cells(df)
     shown = [[notebook._shown(c) for c in row] for row in [header, *body]]
-    widths = notebook._widths(shown[0], shown[1:])  # index, text, supports; each × Pandoc's stretch factor
+    widths = notebook._widths(shown[0], shown[1:], [header, *body])  # index, text, supports; × Pandoc's stretch
     scale = widths[0] // 3  # the index column (0, 1) gets the least width, 3
     assert widths[2] == notebook.CROSSREF_WIDTH * scale  # not len("@sec-steepest-quadratics") * scale
+
+
+def test_a_chinese_sentence_breaks_and_leaves_a_short_column_its_word():
+    """A Chinese sentence has no spaces but breaks between any two characters: counted as one word it took
+    the page, and the claims table's seeds column (20–276) was set one character wide."""
+    sentence = "在可探索图的网格中原文设置的运行用常数步长训练结束时高于下限" * 3
+    df = pd.DataFrame({"结论": [sentence, "短"], "种子": ["20–276", "20–4115"],
+                       "成立的种子数": ["257 个中的 257 个", "—"]})
+    widths = [len(d) for d in _rule(notebook.markdown_table(df)).strip("|").split("|")]
+    share = [w / sum(widths) for w in widths]
+    assert share[2] * notebook.TEXT_WIDTH >= len("20–4115") and share[3] * notebook.TEXT_WIDTH >= len("个中的 ")
+    assert share[1] == max(share)
 
 
 def test_a_formula_is_a_number_as_wide_as_it_reads_and_signs_are_minus_signs():

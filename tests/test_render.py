@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -41,18 +42,49 @@ def pdf_text(pdf: Path) -> str:
                           check=True).stdout
 
 
-def words_off_the_text_area(pdf: Path, margin: float = 36.0) -> list[str]:
-    """Words of the PDF closer than margin (points; 36 = 0.5 in) to a paper edge, with their page."""
+def _pdf_words(pdf: Path) -> list[tuple[float, float, list[tuple[float, float, float, float, str]]]]:
+    """Per page of the PDF: its width, its height and its words (x0, y0, x1, y1, text; y downwards)."""
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
     out = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True,
                          check=True).stdout
+    pages = []
+    for page in re.findall(r"<page (.*?)</page>", out, re.S):
+        width, height = (float(re.search(rf'{k}="([\d.]+)"', page).group(1)) for k in ("width", "height"))
+        words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>', page)
+        pages.append((width, height, [(*map(float, w[:4]), w[4]) for w in words]))
+    return pages
+
+
+def words_off_the_text_area(pdf: Path, margin: float = 36.0) -> list[str]:
+    """Words of the PDF closer than margin (points; 36 = 0.5 in) to a paper edge, with their page: a
+    table or code wider than the text, or a table longer than the page running off its bottom."""
     bad = []
-    for n, page in enumerate(re.findall(r"<page (.*?)</page>", out, re.S), start=1):
-        width = float(re.search(r'width="([\d.]+)"', page).group(1))
-        for x0, x1, word in re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>(.*?)</word>', page):
-            if float(x0) < margin or float(x1) > width - margin:
-                bad.append(f"page {n}: {word!r} at x {float(x0):.0f}–{float(x1):.0f} of {width:.0f}")
+    for n, (width, height, words) in enumerate(_pdf_words(pdf), start=1):
+        for x0, y0, x1, y1, word in words:
+            if x0 < margin or x1 > width - margin or y0 < margin or y1 > height - margin:
+                bad.append(f"page {n}: {word!r} at x {x0:.0f}–{x1:.0f} of {width:.0f},"
+                           f" y {y0:.0f}–{y1:.0f} of {height:.0f}")
+    return bad
+
+
+def words_printed_over_each_other(pdf: Path, share: float = 0.5) -> list[str]:
+    """Pairs of words of one page whose boxes overlap by more than share of each box: the rows of a table
+    that did not fit the page are set on top of each other at its bottom. (Of the larger box: an accent
+    over its letter, a formula's glyph inside the box of the words around it are not words set twice.)"""
+    def spelled(word: str) -> bool:  # not an accent set over a letter (w̃: "w" and "̃)")
+        return any(c.isalnum() for c in word if not unicodedata.combining(c))
+
+    bad = []
+    for n, (_, _, words) in enumerate(_pdf_words(pdf), start=1):
+        words = sorted((w for w in words if spelled(w[4])), key=lambda w: w[1])
+        for i, (x0, y0, x1, y1, word) in enumerate(words):
+            for u0, v0, u1, v1, other in words[i + 1:]:
+                if v0 >= y1:  # sorted by top edge: no later word reaches up into this one
+                    break
+                overlap = max(0.0, min(x1, u1) - max(x0, u0)) * max(0.0, min(y1, v1) - max(y0, v0))
+                if overlap > share * max((x1 - x0) * (y1 - y0), (u1 - u0) * (v1 - v0)):
+                    bad.append(f"page {n}: {word!r} over {other!r} at x {max(x0, u0):.0f}, y {max(y0, v0):.0f}")
     return bad
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -515,3 +547,17 @@ def test_a_table_whose_first_column_is_one_character_wide_is_a_table():
     (chunk,) = _chunks([out], False, "html")
     assert chunk[0] == "table", md
     assert "<table>" in pandoc(["-f", "markdown", "-t", "html"], md, Path.cwd())
+
+
+def test_a_table_longer_than_a_page_breaks_across_pages(tmp_path):
+    """Typst sets a figure as one block: a captioned table of 80 rows ran off the page bottom, its last rows
+    printed over each other. With header.typ it continues on the next pages, inside the text area."""
+    rows = "\n".join(f"| row {i} | the symbol's meaning {i} |" for i in range(80))
+    md = f"Before.\n\n| Symbol | Meaning |\n|:--|:--|\n{rows}\n\n: A long table. {{#tbl-long}}\n\nAfter.\n"
+    pandoc(["-f", "markdown", "-t", "typst", "--standalone", f"--include-in-header={HERE / 'header.typ'}",
+            "-V", "papersize=a4", "-o", "long.typ"], md, tmp_path)
+    pdf = tmp_path / "long.pdf"
+    typst.compile(str(tmp_path / "long.typ"), output=str(pdf))
+    text = pdf_text(pdf)
+    assert "row 79" in text and text.count("\f") >= 2  # a second page
+    assert words_off_the_text_area(pdf) == [] and words_printed_over_each_other(pdf) == []

@@ -80,10 +80,13 @@ def builtin_book(runs, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_every_table_of_the_builtin_pdf_fits_the_page(builtin_book):
-    """No word of the book's PDF within 0.5 in of the paper's edge (tables wrap, code fits)."""
-    from test_render import words_off_the_text_area
+    """No word of the book's PDF within 0.5 in of the paper's edge (tables wrap, code fits), and no two
+    words printed over each other (a table longer than the page, such as the notation table, continues
+    on the next page instead of piling its last rows up at the bottom of this one)."""
+    from test_render import words_off_the_text_area, words_printed_over_each_other
 
     assert words_off_the_text_area(builtin_book["pdf"]) == []
+    assert words_printed_over_each_other(builtin_book["pdf"]) == []
 
 
 def test_no_line_of_the_builtin_pdf_ends_inside_a_number(builtin_book):

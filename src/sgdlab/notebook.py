@@ -54,11 +54,24 @@ def _shown(cell: str) -> str:
     return i18n.CJK.sub("xx", shown)
 
 
-def _widths(header: list[str], body: list[list[str]]) -> list[int]:
-    """Dashes per column: each column's share of the page, never below its longest word."""
+CJK_RUN = re.compile(rf"(?:{i18n.CJK.pattern})+")
+CJK_WORD = 4  # characters of a Chinese phrase kept on one line (迭代周期); a longer one breaks anywhere
+
+
+def _longest_word(cell: str) -> int:
+    """The widest part of the cell that cannot break, as _shown counts it: a Chinese phrase breaks between
+    any two characters (Typst and browsers do), so it counts as at most CJK_WORD characters; counted whole,
+    the claims table's Chinese sentences took the page and left its seeds column one character wide."""
+    cell = CJK_RUN.sub(lambda m: " " + "一" * min(len(m[0]), CJK_WORD) + " ", cell)
+    return max((len(w) for w in _shown(cell).split()), default=1)
+
+
+def _widths(header: list[str], body: list[list[str]], raw: list[list[str]]) -> list[int]:
+    """Dashes per column: each column's share of the page, never below its longest word (of raw, the
+    cells as written; header and body are them as wide as they read)."""
     cols = list(zip(header, *body, strict=True))
     natural = [max(len(c) for c in col) for col in cols]
-    longest_word = [max((len(w) for c in col for w in c.split()), default=1) for col in cols]
+    longest_word = [max((_longest_word(c) for c in col), default=1) for col in zip(*raw, strict=True)]
     # Water-filling: long columns share what the short ones leave of the text width.
     def fill(cap: int) -> list[int]:
         return [max(3, w, min(n, cap)) for n, w in zip(natural, longest_word, strict=True)]
@@ -81,7 +94,7 @@ def markdown_table(df: pd.DataFrame) -> str:
     if natural <= AUTO_WIDTH:
         widths = [max(3, *(len(r[j]) for r in shown)) for j in range(len(header))]
     else:
-        widths = _widths(shown[0], shown[1:])
+        widths = _widths(shown[0], shown[1:], [header, *body])
     # numbers right-aligned, text left (explicitly: Typst would centre it inside a figure); the
     # colons count in Pandoc's widths, so they stand in for dashes
     rule = "|" + "|".join(("-" if num else ":") + "-" * (w - 2) + (":" if num else "-")

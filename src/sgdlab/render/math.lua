@@ -35,3 +35,32 @@ function Math(m)
   end
   return m
 end
+
+-- Typst may break a line between inline math and the full-width punctuation after it, so a line
+-- starts with "：" or "）", which Chinese typesetting forbids: a word joiner (U+2060) glues the
+-- punctuation to the formula. (Inlines runs after Math, which made some formulas a RawInline box.)
+local WORD_JOINER = "\u{2060}"
+local CLOSING = {"，", "。", "、", "；", "：", "）", "！", "？", "」", "』", "】", "》"}
+
+local function starts_closing(text)
+  for _, p in ipairs(CLOSING) do
+    if text:sub(1, #p) == p then return true end
+  end
+  return false
+end
+
+local function is_formula(el)
+  return el.t == "Math" and el.mathtype == "InlineMath"
+    or el.t == "RawInline" and el.format == "typst" and el.text:sub(1, 5) == "#box("
+end
+
+function Inlines(inlines)
+  if FORMAT ~= "typst" then return nil end
+  for i = 2, #inlines do
+    local el = inlines[i]
+    if el.t == "Str" and is_formula(inlines[i - 1]) and starts_closing(el.text) then
+      el.text = WORD_JOINER .. el.text
+    end
+  end
+  return inlines
+end

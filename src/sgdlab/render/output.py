@@ -16,7 +16,7 @@ import yaml
 
 from ..notebook import NUMBER
 from .book import Book, RenderError
-from .words import html_lang, words
+from .words import base_language, html_lang, words
 
 HERE = Path(__file__).parent
 # Warnings that mean a reader would see something broken; other pandoc warnings are cosmetic.
@@ -125,8 +125,11 @@ def write_html(markdown: str, book: Book, build: Path, switch: str = "") -> Path
 def write_pdf(markdown: str, book: Book, build: Path) -> Path:
     """Pandoc's Typst writer and template, then the Typst compiler of the `typst` wheel."""
     src = build / "book.typ"
+    # Pandoc's Typst template sets the text's lang from `lang` (zh-Hans: "zh", CJK line breaking) and its
+    # region from the lang's region, which zh-Hans lacks (the template then says "US"): mainland China's.
+    region = ["-V", "region=CN"] if base_language(book.lang) == "zh" else []
     pandoc([*_common(book, build, "typst"), "-t", "typst", f"--include-in-header={HERE / 'header.typ'}",
-            "-V", "papersize=a4", "-V", "page-numbering=1", "-V", "fontsize=11pt",
+            "-V", "papersize=a4", "-V", "page-numbering=1", "-V", "fontsize=11pt", *region,
             "-o", src.name], markdown, build)
     out = build / f"{book.slug}.pdf"
     font_paths = _cjk_font_paths()
