@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -77,11 +78,20 @@ def test_quartos_kernel_uses_the_venv_kernelspec_a_private_socket_and_prints_not
     found = KernelSpecManager().get_kernel_spec("python3")
     assert found.metadata.get("kernel_provisioner", {}).get("provisioner_name") == kernelspec.PROVISIONER, \
         f"the python3 kernelspec in {found.resource_dir} is not sgdlab's: run `{sys.executable} -m sgdlab.kernelspec`"
-    outputs = _quarto_way([PROBE])
-    seen = _probe_outputs(outputs[0])
-    assert seen["transport"] == "ipc" and seen["mode"] == 0o700
-    assert not Path(seen["ip"]).parent.exists()
-    assert capfd.readouterr().err == ""
+    for attempt in range(2):  # once more only after libzmq's own teardown race (below), never after our output
+        outputs = _quarto_way([PROBE])
+        seen = _probe_outputs(outputs[0])
+        assert seen["transport"] == "ipc" and seen["mode"] == 0o700
+        assert not Path(seen["ip"]).parent.exists()
+        err = capfd.readouterr().err
+        if not (attempt == 0 and ZMQ_TEARDOWN_RACE.fullmatch(err)):
+            break
+    assert err == ""
+
+
+# libzmq can abort a context's teardown when poll reports POLLHUP where it asserts POLLIN, a race of its
+# own that a loaded machine makes likelier (zeromq/libzmq#1307, #3715); it is not a message of ours
+ZMQ_TEARDOWN_RACE = re.compile(r"Assertion failed: pfd\.revents & POLLIN \(src/signaler\.cpp:\d+\)\n")
 
 
 def test_without_unix_sockets_the_kernel_encrypts_over_tcp(monkeypatch, capfd):
