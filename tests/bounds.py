@@ -21,15 +21,8 @@ from __future__ import annotations
 
 import torch
 
-
-def unit_roundoff(dtype: torch.dtype) -> float:
-    """u: the largest relative error of one rounding to dtype (half the machine epsilon)."""
-    return torch.finfo(dtype).eps / 2
-
-
-def gamma(k: int, u: float) -> float:
-    """γ_k = k·u/(1 − k·u): the relative error of k roundings in a row (Higham, Lemma 3.1)."""
-    return k * u / (1 - k * u)
+# the package's own (the report's rounding bounds use them), re-exported: the tests import them from here
+from sgdlab.roundoff import gamma, unit_roundoff
 
 
 def _evaluation_bound(r, a, terms: int, u: float, scale: float):
