@@ -236,6 +236,12 @@ def test_each_chinese_page_is_chinese_and_links_to_its_english_twin(executed, tm
             assert "本章暂为英文" in part, ch.rel
         else:
             assert chinese_share(part) > 0.6, (ch.rel, chinese_share(part))
+            # the source's space before `@fig-x` after a Han character is not on the page (cjk-refs.lua)
+            assert not HAN_SPACE_REF.search(part), (ch.rel, HAN_SPACE_REF.search(part).group(0))
+    assert re.search(r"[\u4e00-\u9fff]<a href=\"#(fig|tbl|eq|thm|sec)-", html)
+
+
+HAN_SPACE_REF = re.compile(r"[\u4e00-\u9fff\uff00-\uffef]\s+<a href=\"#(fig|tbl|eq|thm|lem|cor|def|sec)-[^\"]*\">")
 
 
 # Latin words a Chinese table keeps: names of methods and people, formats, the code's names and math functions

@@ -202,6 +202,20 @@ def test_a_number_is_one_box_in_the_typst_pdf(tmp_path, filtered):
     assert (broken == []) if filtered else broken
 
 
+def test_the_chinese_dash_is_one_line_two_characters_wide(tmp_path):
+    """破折号 "——" is set in the CJK font's full-width forms, two characters wide with no gap
+    (header.typ); the Latin font's dashes (and the CJK font's proportional ones) are narrower."""
+    from sgdlab.render.output import _cjk_font_paths
+
+    (tmp_path / "page.typ").write_text((HERE / "header.typ").read_text(encoding="utf-8")
+                                       + "\n甲——乙\n\n甲丙丁乙\n", encoding="utf-8")
+    typst.compile(str(tmp_path / "page.typ"), output=str(tmp_path / "page.pdf"), font_paths=_cjk_font_paths())
+    (_, _, words), = _pdf_words(tmp_path / "page.pdf")
+    width = {w[4]: w[2] - w[0] for w in words}
+    # the same four advances, each one em: equal to the rounding of pdftotext's coordinates
+    assert abs(width["甲——乙"] - width["甲丙丁乙"]) < 0.05, width
+
+
 def test_numbering_matches_quarto():
     book = load_book(FIXTURE)
     labels = number_book(parse_chapters(book)).labels
@@ -461,6 +475,29 @@ def test_a_list_of_bibliographies_is_read_checked_and_passed_to_citeproc(tmp_pat
     assert "Other 2024" in html and "Zhang et al. 2023" in html and "A Second Source" in html
     (root / "report" / "more.bib").write_text("", encoding="utf-8")
     assert any("@other2024 is not in references.bib, more.bib" in p for p in check_refs(root))
+
+
+def test_the_books_own_lua_filters_run_and_a_missing_one_is_named(tmp_path):
+    """`filters:` run in the built-in engine as in Quarto, but those it implements in Python
+    (editions.lua); the project's cjk-refs.lua drops the space before a cross-reference in Chinese."""
+    from sgdlab.render.output import _common
+
+    root = copy_book(tmp_path)
+    shutil.copy(Path(__file__).parents[1] / "assets" / "cjk-refs.lua", root / "cjk-refs.lua")
+    cfg = root / "_quarto.yml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\nfilters:\n  - assets/editions.lua\n  - cjk-refs.lua\n",
+                   encoding="utf-8")
+    book = load_book(root)
+    assert book.pandoc_filters() == [root / "cjk-refs.lua"]
+    ref = "见 [图 1.1](#fig-a) 与 [表 2](#tbl-b)，见 [此处](https://example.org)。\n"
+    for lang, text in (("zh", "见<a href=\"#fig-a\">图 1.1</a> 与<a href=\"#tbl-b\">"),
+                       ("en", "见 <a href=\"#fig-a\">图 1.1</a> 与 <a href=\"#tbl-b\">")):
+        book.lang = lang
+        html = pandoc([*_common(book, tmp_path, "html"), "-t", "html5", "--wrap=none"], ref, tmp_path)
+        assert text in html and "见 <a href=\"https://example.org\">" in html, lang
+    (root / "cjk-refs.lua").unlink()
+    with pytest.raises(RenderError, match=r"filter .*cjk-refs\.lua \(from _quarto\.yml\) does not exist"):
+        _common(book, tmp_path, "html")
 
 
 def test_explorable_figures_in_both_formats(rendered):

@@ -25,6 +25,10 @@ class Chapter:
     appendix: bool
 
 
+# Filters that use Quarto's Lua API (`quarto.doc`, `quarto.project`), each with its Python twin.
+QUARTO_FILTERS = {"assets/editions.lua": "sgdlab/render/editions.py"}
+
+
 @dataclass
 class Book:
     """The parts of `_quarto.yml` the built-in engine uses."""
@@ -46,6 +50,12 @@ class Book:
     output_file: str | None = None  # `book: output-file`, the PDF's name without .pdf
     config: dict = field(default_factory=dict)  # the merged configuration, for the keys read elsewhere
     site: Site | None = None  # addresses, repository links, preview and footer (site.py)
+    filters: list[str] = field(default_factory=list)  # `filters:` the engine runs itself (pandoc_filters)
+
+    def pandoc_filters(self) -> list[Path]:
+        """The book's Lua filters that Pandoc runs as they are, absolute: every one of `filters:` but
+        those that call Quarto's own Lua API, which this engine implements in Python (QUARTO_FILTERS)."""
+        return [self.root / f for f in self.filters if f not in QUARTO_FILTERS]
 
     def execute_for(self, fmt: str) -> dict:
         """Cell defaults for one format: `execute:` then the format's own (`format: pdf: echo:`)."""
@@ -163,6 +173,7 @@ def load_book(root: Path, profile: str | None = None) -> Book:
         output_file=str(book["output-file"]) if book.get("output-file") else None,
         config=cfg,
         site=site,
+        filters=_as_list(cfg.get("filters")),
     )
 
 
