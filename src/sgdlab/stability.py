@@ -237,9 +237,9 @@ class StabilityResult:
             cols[t("D2L's data, B = {}").format(B)] = [
                 num(b.two_over_Lmax_replacement[B], ".4f"), num(b.edge[B], ".4f"), "—",
                 num(b.two_over_Lmax_reshuffled[B], ".4f"), "—", num(b.two_over_L[B], ".4f")]
-        rows = [t("replacement: 2/L_max, all batches"), t("replacement: E‖δ‖² bounded"),
+        rows = [t(r"replacement: $2/L_{\max}$, all batches"), t("replacement: E‖δ‖² bounded"),
                 t("replacement: a.s. convergence"),
-                t("reshuffled: 2/L_max, seed {}'s order").format(self.config.seed), t("reshuffled: convergence"),
+                t(r"reshuffled: $2/L_{\max}$, seed {}'s order").format(self.config.seed), t("reshuffled: convergence"),
                 t("full batch: 2/L")]
         return pd.DataFrame(cols, index=pd.Index(rows, name=t("edge of")))
 

@@ -76,8 +76,8 @@ class CurvatureResult:
         c = self.constants.set_index("name")
         rows = {"L = λmax(H)": c.L, "μ = λmin(H)": c.mu, "κ = L/μ": c.kappa, "2/L": c.two_over_L,
                 t("lr (article)"): c.lr, t("step η taken"): c.step, "η·L": c.step * c.L,
-                t("batch size B"): c.batch_size, t("L_max (largest L_B)"): c.batch_curvature,
-                "2/L_max": 2 / c.batch_curvature}
+                t("batch size B"): c.batch_size, t(r"$L_{\max}$ (largest $L_B$)"): c.batch_curvature,
+                r"$2/L_{\max}$": 2 / c.batch_curvature}
         table = pd.DataFrame({label: v.map(num) for label, v in rows.items()}).T
         table.columns = [t(LOSS_NAMES[name]) for name in c.index]  # a plain header row: no columns name
         return table.rename_axis(t("quantity"))

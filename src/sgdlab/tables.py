@@ -100,7 +100,7 @@ def conventions(curv: CurvatureResult, n: int = NUM_EXAMPLES) -> pd.DataFrame:
         ("baseline", t("½ loss summed over the n = {} examples").format(f"{n:,}"), n, base.step / n, n * base.L),
         ("toy", t("the toy's plain mean (ŷ − y)², its f; lr/10"), 1, toy.step, toy.L),
         ("toy", t("the same, stepped with the nominal lr"), 1, toy.lr, toy.L),
-        ("toy", t("one example's (ŷ − y)² at x = 3: L_B"), 1, toy.step, toy.batch_curvature),
+        ("toy", t("one example's (ŷ − y)² at x = 3: $L_B$"), 1, toy.step, toy.batch_curvature),
         ("toy", t("D2L's ½ mean loss on the toy"), 0.5, 2 * toy.step, toy.L / 2),
     ]
     return pd.DataFrame({t("loss"): [r[1] for r in rows], "L": [num(r[4], ".4g") for r in rows],
