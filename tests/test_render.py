@@ -252,6 +252,8 @@ def test_second_render_is_identical(rendered, tmp_path):
     ("![A](a.png){#fig-a}", "#fig-a"),
     ("## Heading {.appendix}", ".appendix"),
     ("$$ x $$ {#fig-x}", "#fig-x"),
+    ("$$\n\\max \\Bigl( x \\Bigr)\n$$", "`\\Bigl`, `\\Bigr` in math"),
+    ("Inline $\\Bigl( x \\Bigr)$ math", "`\\Bigl`, `\\Bigr` in math"),
     ("The seed `f(`{python} seed`)` is", "`{python}` outside a code span"),
 ])
 def test_subset_violations_are_named_with_their_line(tmp_path, snippet, construct):

@@ -168,6 +168,15 @@ def edges():
     return stability.stability(stability.StabilityConfig(runs=4, epochs=1500))
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_edges_table_builds_in_each_language(edges, lang, monkeypatch):
+    """Table 3.5 in both editions: its labels' math ($2/L_{\\max}$) survives str.format."""
+    monkeypatch.setenv("SGDLAB_LANG", lang)
+    table = edges.edges_table()
+    assert any("$2/L_{\\max}$" in label for label in table.index)
+    assert any(f"{edges.config.seed}" in label for label in table.index)
+
+
 def test_reshuffled_epochs_multiply_the_error_by_P(edges):
     """Every epoch of every order, read off the float64 engine, has e_end/e_start = P(η).
 

@@ -239,7 +239,8 @@ class StabilityResult:
                 num(b.two_over_Lmax_reshuffled[B], ".4f"), "—", num(b.two_over_L[B], ".4f")]
         rows = [t(r"replacement: $2/L_{\max}$, all batches"), t("replacement: E‖δ‖² bounded"),
                 t("replacement: a.s. convergence"),
-                t(r"reshuffled: $2/L_{\max}$, seed {}'s order").format(self.config.seed), t("reshuffled: convergence"),
+                t(r"reshuffled: $2/L_{{\max}}$, seed {}'s order").format(self.config.seed),
+                t("reshuffled: convergence"),
                 t("full batch: 2/L")]
         return pd.DataFrame(cols, index=pd.Index(rows, name=t("edge of")))
 

@@ -21,6 +21,9 @@ CALLOUTS = ("callout-note", "callout-tip", "callout-warning", "callout-important
 THEOREMS = ("thm", "lem", "cor", "def")
 SHORTCODE = re.compile(r"\{\{<.*?>\}\}")
 LABELLED_MARKDOWN = re.compile(r"\{[^{}]*#(fig|tbl)-[^{}]*\}")
+# TeX that the texmath of Pandoc 3.6 (Quarto 1.7's; seen with 3.6.1) cannot read: Quarto's HTML then
+# shows the equation as raw TeX, with only a warning. Newer Pandoc, the built-in engine's, reads it.
+UNREADABLE_TEX = re.compile(r"\\Big[lr](?![A-Za-z])")
 
 
 def crossref_kind(key: str) -> str | None:
@@ -60,6 +63,12 @@ def _div_problem(ev) -> str | None:
     return f"div `::: {ev.raw_attr}`"
 
 
+def _tex_problems(tex: str) -> list[str]:
+    found = sorted(set(UNREADABLE_TEX.findall(tex)))
+    return [f"{', '.join(f'`{c}`' for c in found)} in math, which Quarto 1.7's Pandoc shows as raw TeX in HTML"
+            " (use \\left( … \\right) or \\bigl)"] if found else []
+
+
 def _text_problems(line: str) -> list[str]:
     """Constructs outside the subset inside one line of prose."""
     out = []
@@ -78,6 +87,7 @@ def _text_problems(line: str) -> list[str]:
         if not is_code and LABELLED_MARKDOWN.search(part):
             out.append(f"labelled markdown figure/table `{LABELLED_MARKDOWN.search(part).group(0)}`"
                        " (make it a cell with #| label)")
+    out += _tex_problems(line)
     for _, key in refs_in(line):
         kind = crossref_kind(key)
         if kind and kind not in CROSSREF_KINDS:
@@ -113,6 +123,8 @@ def doc_problems(doc: Doc, name: str) -> list[str]:
             ev.ident.startswith("eq-") and not ev.classes and not ev.attrs
         ):
             out.append(f"{where} equation attributes `{ev.raw_attr}` (only {{#eq-name}})")
+        if ev.kind == "math":
+            out += [f"{where} {p}" for p in _tex_problems(ev.text)]
         elif ev.kind == "heading":
             bad = [c for c in ev.classes if c not in ("unnumbered", "-")]
             kind = crossref_kind(ev.ident) if ev.ident else None
