@@ -73,12 +73,12 @@ def _common(book: Book, build: Path, fmt: str) -> list[str]:
         meta["description"] = book.site.description  # Pandoc's <meta name="description">, as Quarto's
     (build / f"metadata-{fmt}.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     args = ["-f", "markdown", "--standalone", "--toc", "--toc-depth=2",
-            f"--metadata-file=metadata-{fmt}.yaml", f"--resource-path=.:{book.root}",
-            *(f"--lua-filter={f}" for f in book.pandoc_filters()),  # the book's own, as Quarto runs them
-            f"--lua-filter={HERE / 'math.lua'}"]
-    for lua in book.pandoc_filters():
+            f"--metadata-file=metadata-{fmt}.yaml", f"--resource-path=.:{book.root}"]
+    for lua in book.pandoc_filters():  # the book's own, as Quarto runs them: before the engine's
         if not lua.is_file():
             raise RenderError(f"filter {lua} (from _quarto.yml) does not exist")
+        args.append(f"--lua-filter={lua}")
+    args.append(f"--lua-filter={HERE / 'math.lua'}")
     for bib in book.bibliography:
         if not bib.is_file():
             raise RenderError(f"bibliography {bib} (from _quarto.yml) does not exist")
